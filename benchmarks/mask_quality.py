@@ -1,0 +1,127 @@
+"""How much of a real moving object does each FAME mask mode keep?
+
+For every sequence with ground-truth object masks, laid out as ``<seq>/frames/<id>.jpg`` and
+``<seq>/masks/<id>.png`` (e.g. ``../shared/segvideos``), this cuts 16-frame windows at
+stride 2, crops the centre square, resizes it to each size, computes each mask mode at
+``beta``, and reports per sequence:
+
+- recall: share of the object's pixels (union over the window's frames) inside the mask;
+- precision: share of the mask's pixels that lie on the object.
+
+A random mask has recall ``beta`` and precision equal to the object's share of the frame
+(printed as ``object``). Label values: 255 (or any value above 170) is the object, 170 is
+CDnet's "unknown" band at object edges, left out of both scores; everything else is
+background (CDnet's shadow value 50 included). Run::
+
+    python benchmarks/mask_quality.py ../shared/segvideos
+    python benchmarks/mask_quality.py ../shared/segvideos --size 112 --mode motion --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from fame_aug import foreground_mask
+from fame_aug._checks import MASK_MODES
+from fame_aug.data import center_square, to_float_clips
+
+OBJECT, UNKNOWN = 255, 170
+FRAMES, STRIDE = 16, 2
+
+
+def load_sequence(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (N, size, size, 3) uint8 RGB and label maps (N, size, size) uint8 of one sequence."""
+    frame_files = sorted((folder / "frames").glob("*.jpg"))
+    if not frame_files:
+        raise ValueError(f"no frames in {folder / 'frames'}")
+    frames, labels = [], []
+    for frame_file in frame_files:
+        label_file = folder / "masks" / f"{frame_file.stem}.png"
+        if not label_file.is_file():
+            raise ValueError(f"{frame_file} has no mask {label_file}")
+        frames.append(cv2.cvtColor(cv2.imread(str(frame_file)), cv2.COLOR_BGR2RGB))
+        labels.append(cv2.imread(str(label_file), cv2.IMREAD_GRAYSCALE))
+    frames_sq = center_square(np.stack(frames), size)
+    labels_sq = center_square(np.stack(labels), size, interpolation=cv2.INTER_NEAREST)
+    return frames_sq, labels_sq
+
+
+def window_scores(mask: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+    """(recall, precision, object share) of one (H, W) mask against a window's (T, H, W) labels."""
+    is_object = (labels > UNKNOWN).any(axis=0)
+    scored = is_object | ~(labels == UNKNOWN).any(axis=0)  # unknown band left out unless object elsewhere
+    hits = (mask & is_object).sum()
+    recall = hits / max(is_object.sum(), 1)
+    precision = hits / max((mask & scored).sum(), 1)
+    return float(recall), float(precision), float(is_object.sum() / scored.sum())
+
+
+def evaluate(root: Path, sizes: list[int], modes: list[str], beta: float, step: int, device: str) -> list[dict]:
+    """One row per (sequence, size): mean scores over the sequence's windows for each mode."""
+    rows = []
+    for folder in sorted(p for p in root.iterdir() if (p / "frames").is_dir()):
+        for size in sizes:
+            frames, labels = load_sequence(folder, size)
+            span = (FRAMES - 1) * STRIDE + 1
+            starts = list(range(0, len(frames) - span + 1, step)) or [0]
+            windows = [frames[s : s + span : STRIDE] for s in starts]
+            video = to_float_clips(np.stack(windows)).to(device)
+            row: dict = {"sequence": folder.name, "size": size, "windows": len(starts)}
+            for mode in modes:
+                masks = foreground_mask(video, beta=beta, mode=mode).cpu().numpy()
+                scores = [window_scores(m, labels[s : s + span : STRIDE]) for m, s in zip(masks, starts, strict=True)]
+                row[f"{mode}_recall"] = statistics.mean(s[0] for s in scores)
+                row[f"{mode}_precision"] = statistics.mean(s[1] for s in scores)
+                row["object"] = statistics.mean(s[2] for s in scores)
+            rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", type=Path, help="folder of sequences (<seq>/frames, <seq>/masks)")
+    parser.add_argument("--size", type=int, action="append", help="frame sizes (default 112 and 224)")
+    parser.add_argument("--mode", action="append", choices=MASK_MODES, help="mask modes (default all)")
+    parser.add_argument("--beta", type=float, default=0.5)
+    parser.add_argument("--step", type=int, default=8, help="frames between window starts (default 8)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    if not args.root.is_dir():
+        print(f"mask_quality: {args.root} is not a folder", file=sys.stderr)
+        return 2
+    sizes, modes = args.size or [112, 224], args.mode or list(MASK_MODES)
+    with torch.no_grad():
+        rows = evaluate(args.root, sizes, modes, args.beta, args.step, args.device)
+
+    print(f"beta={args.beta}: recall (share of object pixels kept) / precision (share of mask on the object)")
+    print(f"random mask: recall {args.beta:.2f}, precision = object share\n")
+    header = "| sequence | size | windows | object | " + " | ".join(f"{m} recall | {m} precision" for m in modes) + " |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for row in rows:
+        cells = " | ".join(f"{row[f'{m}_recall']:.3f} | {row[f'{m}_precision']:.3f}" for m in modes)
+        print(f"| {row['sequence']} | {row['size']} | {row['windows']} | {row['object']:.3f} | {cells} |")
+    for size in sizes:
+        sized = [r for r in rows if r["size"] == size]
+        cells = " | ".join(
+            f"{statistics.mean(r[f'{m}_recall'] for r in sized):.3f} | "
+            f"{statistics.mean(r[f'{m}_precision'] for r in sized):.3f}"
+            for m in modes
+        )
+        print(f"| **mean** | {size} | | {statistics.mean(r['object'] for r in sized):.3f} | {cells} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

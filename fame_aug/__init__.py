@@ -1,0 +1,8 @@
+"""fame-aug: the FAME video augmentation (Ding et al., CVPR 2022) as a Kornia-style module."""
+
+from fame_aug.fame import FAME
+from fame_aug.functional import foreground_mask, merge
+
+__version__ = "0.1.0"
+
+__all__ = ["FAME", "__version__", "foreground_mask", "merge"]

@@ -1,0 +1,130 @@
+"""Argument checks shared by the functional layer and the module.
+
+Every check raises ``TypeError`` or ``ValueError`` naming the argument and the expected form,
+so that bad input never surfaces as an ``IndexError`` or ``RuntimeError`` from inside torch.
+All checks read shapes, dtypes and devices only: none of them reads tensor values, so none
+synchronises with a GPU.
+"""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import torch
+
+DATA_FORMATS = ("BCTHW", "BTCHW")
+MASK_MODES = ("official", "motion")
+
+
+def data_format(value: object) -> str:
+    """Normalise ``data_format`` ("BCTHW" or "BTCHW", any case) to upper case."""
+    if not isinstance(value, str) or value.upper() not in DATA_FORMATS:
+        raise ValueError(f"data_format must be 'BCTHW' or 'BTCHW' (any case), got {value!r}")
+    return value.upper()
+
+
+def mask_mode(value: object) -> str:
+    """Check a mask ``mode`` name."""
+    if not isinstance(value, str) or value not in MASK_MODES:
+        raise ValueError(f"mode must be one of {MASK_MODES}, got {value!r}")
+    return value
+
+
+def unit_interval(name: str, value: object, *, open_interval: bool) -> float:
+    """Check a real number in [0, 1] (or (0, 1) when ``open_interval``)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    number = float(value)
+    if open_interval and not 0.0 < number < 1.0:
+        raise ValueError(f"{name} must lie strictly between 0 and 1, got {value!r}")
+    if not open_interval and not 0.0 <= number <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    return number
+
+
+def foreground_pixels(beta: float, height: int, width: int) -> int:
+    """Number of foreground pixels ``int(beta * H * W)``; it must not round to zero."""
+    count = int(beta * height * width)
+    if count < 1:
+        raise ValueError(
+            f"beta={beta} keeps int(beta*H*W) = 0 pixels of a {height}x{width} frame; "
+            f"use a larger beta or larger frames"
+        )
+    return count
+
+
+def video(value: object, name: str, fmt: str, *, rgb: bool) -> None:
+    """Check a float clip batch in layout ``fmt`` with at least two frames."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape ({', '.join(fmt)}), got {type(value).__name__}")
+    if value.dim() != 5:
+        raise ValueError(
+            f"{name} must have 5 dimensions ({', '.join(fmt)}) for data_format={fmt!r}, got shape {tuple(value.shape)}"
+        )
+    if not value.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor, got {value.dtype}; "
+            f"convert to float in [0, 1] first, e.g. {name}.float().div(255)"
+        )
+    channels = value.shape[fmt.index("C")]
+    frames = value.shape[fmt.index("T")]
+    if rgb and channels != 3:
+        raise ValueError(
+            f"{name} must have 3 (RGB) channels in mode='official', got C={channels} "
+            f"(shape {tuple(value.shape)}, data_format={fmt!r}); use mode='motion' for other channel counts"
+        )
+    if frames < 2:
+        raise ValueError(
+            f"{name} must have at least 2 frames (T >= 2) to find motion, got T={frames} "
+            f"(shape {tuple(value.shape)}, data_format={fmt!r})"
+        )
+    if value.shape[0] < 1 or value.shape[-1] < 1 or value.shape[-2] < 1:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}")
+
+
+def background(value: object, clips: torch.Tensor, fmt: str) -> None:
+    """Check an explicit background batch against the clips it will be merged into."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"background must be a torch.Tensor or None, got {type(value).__name__}")
+    if value.dim() != 5 or value.shape[0] < 1 or value.shape[1:] != clips.shape[1:]:
+        expected = ("N", *tuple(clips.shape[1:]))
+        raise ValueError(
+            f"background must have shape {expected} (any N >= 1, the same {fmt[1:]} as video), got {tuple(value.shape)}"
+        )
+    if value.dtype != clips.dtype:
+        raise TypeError(f"background must have the video's dtype {clips.dtype}, got {value.dtype}")
+    if value.device != clips.device:
+        raise ValueError(f"background must be on the video's device {clips.device}, got {value.device}")
+
+
+def mask(value: object, batch: int, height: int, width: int, device: torch.device) -> None:
+    """Check a (B, H, W) mask, bool or floating point."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"mask must be a torch.Tensor of shape (B, H, W), got {type(value).__name__}")
+    if value.dtype != torch.bool and not value.is_floating_point():
+        raise TypeError(f"mask must be bool (hard) or floating point (soft weights), got {value.dtype}")
+    if tuple(value.shape) != (batch, height, width):
+        raise ValueError(f"mask must have shape (B, H, W) = {(batch, height, width)}, got {tuple(value.shape)}")
+    if value.device != device:
+        raise ValueError(f"mask must be on the video's device {device}, got {value.device}")
+
+
+def pairs(value: object, batch: int, sources: int, device: torch.device) -> None:
+    """Check (B,) integer pairing indices into a source batch of ``sources`` clips.
+
+    The range is checked on the CPU only: on a GPU it would need a host-device synchronisation.
+    """
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"pairs must be a torch.Tensor of shape (B,), got {type(value).__name__}")
+    if value.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"pairs must be an int64 (long) tensor, got {value.dtype}")
+    if tuple(value.shape) != (batch,):
+        raise ValueError(f"pairs must have shape (B,) = ({batch},), got {tuple(value.shape)}")
+    if value.device != device:
+        raise ValueError(f"pairs must be on the video's device {device}, got {value.device}")
+    if value.device.type == "cpu" and batch > 0 and not torch.compiler.is_compiling():
+        low, high = int(value.min()), int(value.max())
+        if low < 0 or high >= sources:
+            raise ValueError(
+                f"pairs must index the {sources} source clips (0..{sources - 1}), got values in [{low}, {high}]"
+            )

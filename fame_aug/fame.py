@@ -1,0 +1,284 @@
+"""The FAME augmentation as a Kornia-style ``nn.Module``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from fame_aug import _checks
+from fame_aug.functional import _as_bcthw, _foreground_mask, _from_bcthw, merge_bcthw
+
+__all__ = ["FAME"]
+
+Params = dict[str, torch.Tensor]
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether two devices are the same, reading a missing index as the current one ("cuda" is "cuda:0")."""
+    if a.type != b.type:
+        return False
+    if a.index is None or b.index is None:
+        current = torch.cuda.current_device() if a.type == "cuda" and torch.cuda.is_available() else 0
+        return (a.index if a.index is not None else current) == (b.index if b.index is not None else current)
+    return a.index == b.index
+
+
+class FAME(nn.Module):
+    r"""Foreground-bAckground MErging: keep each clip's moving foreground, swap its background.
+
+    For every clip drawn (probability ``p``), the ``int(beta * H * W)`` pixels that move the
+    most (:func:`fame_aug.foreground_mask`) are kept and the rest is taken from a partner clip
+    of the same batch, or of ``background`` when one is given (:func:`fame_aug.merge`).
+
+    Convention:
+        - Probability: ``p`` is per clip. A clip that is not drawn comes out byte-identical.
+          ``same_on_batch=True`` draws once for the whole batch (all clips or none).
+        - Pairing: partners follow a random permutation of the batch. ``self_pairs=True`` (the
+          published behaviour) lets a clip draw itself, which leaves it unchanged (about 1/B of
+          the clips); ``self_pairs=False`` draws a random cyclic permutation, so no clip is its
+          own partner and each clip's partner is uniform among the others. With an explicit
+          ``background`` of N clips, partners are drawn from it, each background used
+          ``B // N`` or ``B // N + 1`` times; ``self_pairs=False`` then forbids clip ``i``
+          taking ``background[i]`` if ``N == B`` (e.g. a second view of the same videos).
+        - Replay: the last draw is kept in ``self._params`` (keys ``"batch_prob"`` (B,) bool,
+          ``"mix_pairs"`` (B,) long, ``"mask"`` (B, H, W) bool, plus ``"forward_input_shape"``
+          and ``"source_size"``, CPU metadata used to reject params of another batch), and
+          ``forward(video, params=fame._params)`` replays it bit for bit, mask included.
+        - Layout: ``data_format`` "BCTHW" or "BTCHW" (any case); the output keeps the input's
+          layout, dtype and device.
+        - Randomness: every draw uses ``generator`` when given (it must live on the clips'
+          device), else torch's global generator on the clips' device.
+        - Placement: after the per-clip crop and flip, before colour jitter, grayscale, blur
+          and normalisation (published recipe), and never inside ``VideoSequential``, which
+          folds time into the batch: FAME needs the whole clip to see motion.
+        - Gradient: none through the mask; the output is differentiable with respect to the
+          clips and ``background`` (``mask`` for the clip, ``1 - mask`` for its partner).
+
+    Args:
+        beta: share of pixels kept as foreground, in (0, 1).
+        mode: mask mode, ``"official"`` (published, RGB only) or ``"motion"`` (no colour model).
+        p: probability of merging each clip, in [0, 1].
+        same_on_batch: draw the merge decision once for the whole batch.
+        self_pairs: allow a clip to be paired with itself (published behaviour).
+        data_format: ``"BCTHW"`` or ``"BTCHW"``.
+        generator: optional ``torch.Generator`` for every random draw.
+
+    Shape:
+        - Input: (B, C, T, H, W) or (B, T, C, H, W), float in [0, 1], T >= 2, B >= 2 unless a
+          ``background`` is given.
+        - Output: same as input.
+
+    Example:
+        >>> fame = FAME(beta=0.5, mode="motion", generator=torch.Generator().manual_seed(0))
+        >>> video = torch.rand(4, 3, 8, 32, 32)
+        >>> out = fame(video)
+        >>> out.shape, fame._params["mask"].shape, int(fame._params["mask"][0].sum())
+        (torch.Size([4, 3, 8, 32, 32]), torch.Size([4, 32, 32]), 512)
+        >>> torch.equal(fame(video, params=fame._params), out)  # replay
+        True
+    """
+
+    def __init__(
+        self,
+        beta: float = 0.5,
+        mode: str = "official",
+        p: float = 1.0,
+        same_on_batch: bool = False,
+        self_pairs: bool = True,
+        data_format: str = "BCTHW",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.beta = _checks.unit_interval("beta", beta, open_interval=True)
+        self.mode = _checks.mask_mode(mode)
+        self.p = _checks.unit_interval("p", p, open_interval=False)
+        if not isinstance(same_on_batch, bool):
+            raise TypeError(f"same_on_batch must be a bool, got {type(same_on_batch).__name__}")
+        if not isinstance(self_pairs, bool):
+            raise TypeError(f"self_pairs must be a bool, got {type(self_pairs).__name__}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        self.same_on_batch = same_on_batch
+        self.self_pairs = self_pairs
+        self.data_format = _checks.data_format(data_format)
+        self.generator = generator
+        self._params: Params = {}
+
+    def __repr__(self) -> str:
+        text = (
+            f"beta={self.beta}, mode={self.mode}, p={self.p}, same_on_batch={self.same_on_batch}, "
+            f"self_pairs={self.self_pairs}, data_format={self.data_format}"
+        )
+        if self.generator is not None:
+            text += f", generator={self.generator.device}"
+        return f"{self.__class__.__name__}({text})"
+
+    # ----------------------------------------------------------------------------------------
+    # Random parameters
+    # ----------------------------------------------------------------------------------------
+
+    def forward_parameters(
+        self,
+        batch_shape: tuple[int, ...] | torch.Size,
+        source_size: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> Params:
+        """Draw the random part of one call: which clips merge, and with which partner.
+
+        Args:
+            batch_shape: shape of the clip batch, in this module's ``data_format``.
+            source_size: number of clips partners are drawn from: the batch itself (default)
+                or an explicit background batch.
+            device: where to draw; defaults to the generator's device, else the CPU.
+
+        Returns:
+            ``{"batch_prob": (B,) bool, "mix_pairs": (B,) long, "forward_input_shape": (5,)
+            long (CPU), "source_size": () long (CPU)}``. The mask depends on the clips and is
+            added by :meth:`forward`.
+        """
+        shape = tuple(int(s) for s in batch_shape)
+        if len(shape) != 5 or min(shape) < 1:
+            raise ValueError(f"batch_shape must be 5 positive sizes ({', '.join(self.data_format)}), got {shape}")
+        batch = shape[0]
+        sources = batch if source_size is None else int(source_size)
+        if sources < 1:
+            raise ValueError(f"source_size must be >= 1, got {source_size}")
+        if self.generator is not None:
+            draw_device = self.generator.device
+            if device is not None and not _same_device(torch.device(device), draw_device):
+                raise ValueError(
+                    f"generator lives on {draw_device} but the clips are on {torch.device(device)}; "
+                    f"pass torch.Generator(device={str(torch.device(device))!r})"
+                )
+        else:
+            draw_device = torch.device("cpu") if device is None else torch.device(device)
+        return {
+            "batch_prob": self._draw_gate(batch, draw_device),
+            "mix_pairs": self._draw_pairs(batch, sources, draw_device),
+            "forward_input_shape": torch.tensor(shape, dtype=torch.long),
+            "source_size": torch.tensor(sources, dtype=torch.long),
+        }
+
+    def _rand(self, *size: int, device: torch.device) -> torch.Tensor:
+        return torch.rand(*size, generator=self.generator, device=device)
+
+    def _draw_gate(self, batch: int, device: torch.device) -> torch.Tensor:
+        # p is a Python float, so these branches resolve at trace time under torch.compile.
+        if self.p == 1.0:
+            return torch.ones(batch, dtype=torch.bool, device=device)
+        if self.p == 0.0:
+            return torch.zeros(batch, dtype=torch.bool, device=device)
+        if self.same_on_batch:
+            return (self._rand(1, device=device) < self.p).expand(batch).clone()
+        return self._rand(batch, device=device) < self.p
+
+    def _draw_pairs(self, batch: int, sources: int, device: torch.device) -> torch.Tensor:
+        if sources == batch and not self.self_pairs:
+            if batch < 2:
+                raise ValueError("self_pairs=False needs at least 2 clips to pair (got a batch of 1)")
+            # A random single cycle visiting the clips in a random order: clip order[i] takes
+            # clip order[i+1]. No fixed point, and each partner is uniform among the others.
+            order = self._rand(batch, device=device).argsort()
+            pairs = torch.empty_like(order)
+            return pairs.scatter_(0, order, order.roll(-1))
+        # ceil(B / N) independent permutations of the sources, cut to B: a permutation when
+        # N == B, distinct partners when N > B, each source used B // N or B // N + 1 times else.
+        rounds = -(-batch // sources)
+        return self._rand(rounds, sources, device=device).argsort(dim=1).flatten()[:batch]
+
+    # ----------------------------------------------------------------------------------------
+    # Forward
+    # ----------------------------------------------------------------------------------------
+
+    def forward(
+        self,
+        video: torch.Tensor,
+        params: Params | None = None,
+        background: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Apply FAME to a clip batch (layout ``self.data_format``).
+
+        Args:
+            video: float clips in [0, 1], (B, C, T, H, W) or (B, T, C, H, W).
+            params: parameters of an earlier call to replay (``self._params``), or from
+                :meth:`forward_parameters`; drawn afresh when None.
+            background: optional source clips (N, ...) for the backgrounds, same layout, C, T,
+                H, W, dtype and device as ``video``.
+
+        Returns:
+            The augmented clips, same shape, layout, dtype and device as ``video``.
+        """
+        fmt = self.data_format
+        _checks.video(video, "video", fmt, rgb=self.mode == "official")
+        if background is not None:
+            _checks.background(background, video, fmt)
+        elif video.shape[0] < 2:
+            raise ValueError(
+                "video must hold at least 2 clips to merge with each other, got a batch of 1; "
+                "pass background=... to draw backgrounds from another batch"
+            )
+        clips = _as_bcthw(video, fmt)
+        source = clips if background is None else _as_bcthw(background, fmt)
+        _batch, _, _, height, width = clips.shape
+        count = _checks.foreground_pixels(self.beta, height, width)
+
+        if params is None:
+            params = self.forward_parameters(video.shape, source.shape[0], video.device)
+        else:
+            params = self._check_params(params, video, source.shape[0])
+        if "mask" not in params:
+            with torch.no_grad():
+                params["mask"] = _foreground_mask(clips.detach(), count, refine=self.mode == "official")
+        self._params = params
+
+        merged = merge_bcthw(
+            clips,
+            params["mask"],
+            params["mix_pairs"],
+            source,
+            apply=params["batch_prob"],
+            self_source=background is None,
+        )
+        return _from_bcthw(merged, fmt)
+
+    def _check_params(self, params: Params, video: torch.Tensor, sources: int) -> Params:
+        """Check replayed params against the batch; returns a shallow copy (the caller's dict is kept)."""
+        if not isinstance(params, dict):
+            raise TypeError(f"params must be a dict of tensors (e.g. fame._params), got {type(params).__name__}")
+        missing = {"batch_prob", "mix_pairs"} - params.keys()
+        if missing:
+            raise ValueError(f"params lacks {sorted(missing)}; pass fame._params or fame.forward_parameters(...)")
+        batch, height, width = video.shape[0], video.shape[-2], video.shape[-1]
+        if not torch.compiler.is_compiling():
+            drawn_for = params.get("forward_input_shape")
+            if drawn_for is not None and tuple(drawn_for.tolist()) != tuple(video.shape):
+                raise ValueError(
+                    f"params were drawn for a batch of shape {tuple(drawn_for.tolist())}, "
+                    f"got video of shape {tuple(video.shape)}"
+                )
+            drawn_sources = params.get("source_size")
+            if drawn_sources is not None and int(drawn_sources) != sources:
+                raise ValueError(
+                    f"params pair clips with {int(drawn_sources)} source clips, but this call has {sources} "
+                    f"({'background' if sources != batch else 'the batch itself'})"
+                )
+        gate = params["batch_prob"]
+        if not isinstance(gate, torch.Tensor) or gate.dtype != torch.bool or tuple(gate.shape) != (batch,):
+            raise ValueError(f"params['batch_prob'] must be a ({batch},) bool tensor for this batch")
+        if gate.device != video.device:
+            raise ValueError(f"params['batch_prob'] is on {gate.device}, video on {video.device}")
+        _checks.pairs(params["mix_pairs"], batch, sources, video.device)
+        if "mask" in params:
+            if params["mask"].dtype != torch.bool:
+                raise TypeError(f"params['mask'] must be a bool tensor, got {params['mask'].dtype}")
+            _checks.mask(params["mask"], batch, height, width, video.device)
+        return dict(params)
+
+    def inverse(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """FAME cannot be inverted: the replaced background of each clip is discarded."""
+        raise NotImplementedError(
+            "FAME is not invertible: the background it replaces is discarded. "
+            "Apply geometric augmentations you need to invert before FAME."
+        )
