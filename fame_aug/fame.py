@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from fame_aug import _checks
-from fame_aug.functional import _as_bcthw, _foreground_mask, _from_bcthw, merge_bcthw
+from fame_aug.functional import _as_bcthw, _foreground_mask, _from_bcthw, _merge
 
 __all__ = ["FAME"]
 
@@ -233,7 +233,7 @@ class FAME(nn.Module):
                 params["mask"] = _foreground_mask(clips.detach(), count, refine=self.mode == "official")
         self._params = params
 
-        merged = merge_bcthw(
+        merged = _merge(
             clips,
             params["mask"],
             params["mix_pairs"],

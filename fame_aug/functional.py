@@ -138,7 +138,7 @@ def merge(
     batch, _, _, height, width = clips.shape
     _checks.mask(mask, batch, height, width, clips.device)
     _checks.pairs(pairs, batch, source.shape[0], clips.device)
-    merged = merge_bcthw(clips, mask, pairs, source, apply=None, self_source=background is None)
+    merged = _merge(clips, mask, pairs, source, apply=None, self_source=background is None)
     return _from_bcthw(merged, fmt)
 
 
@@ -180,7 +180,7 @@ def _motion_saliency(clips: torch.Tensor, with_mean_frame: bool) -> tuple[torch.
     """SPEC step 1: mean over the T-1 frame pairs of the channel-summed absolute difference.
 
     Also returns the temporal mean frame (B, C, H, W) when asked (for the colour model), read
-    in the same pass over the clip. Differences are written to a contiguous (C, T-1, H, W)
+    while the clip is still in cache. Differences are written to a contiguous (C, T-1, H, W)
     buffer before they are reduced, so the result does not depend on the clip's memory layout
     (BTCHW input gives exactly the BCTHW values).
     """
@@ -299,7 +299,7 @@ def _foreground_scores(clips: torch.Tensor, refine: bool) -> torch.Tensor:
     return saliency
 
 
-def merge_bcthw(
+def _merge(
     clips: torch.Tensor,
     mask: torch.Tensor,
     pairs: torch.Tensor,
