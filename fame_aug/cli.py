@@ -11,6 +11,7 @@ import torch
 
 from fame_aug import FAME, __version__
 from fame_aug.data import moving_object_clips, to_float_clips
+from fame_aug.data.background_bias import BackgroundBiasConfig, make_background_bias_dataset
 from fame_aug.visualize import mask_figure, write_png
 
 
@@ -38,6 +39,35 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _make_synthetic(args: argparse.Namespace) -> int:
+    """Write the background-bias dataset and say how to load it."""
+    config = BackgroundBiasConfig(
+        classes=args.classes,
+        train_per_class=args.train_per_class,
+        test_per_class=args.test_per_class,
+        frames=args.frames,
+        size=args.size,
+        bias=args.bias,
+        pan=args.pan,
+        seed=args.seed,
+        codec=args.codec,
+    )
+    begin = time.perf_counter()
+    metadata = make_background_bias_dataset(args.out, config, overwrite=args.overwrite)
+    stats = metadata["stats"]
+    print(
+        f"wrote {stats['train']['videos']} training and {stats['test']['videos']} test videos "
+        f"({config.classes} classes, {config.frames} frames of {config.size}x{config.size}) to {args.out} "
+        f"in {time.perf_counter() - begin:.1f} s"
+    )
+    print(
+        f"videos on their class's own background: {stats['train']['own_background_share']:.0%} of training, "
+        f"{stats['test']['own_background_share']:.0%} of test (chance {1 / config.classes:.0%})"
+    )
+    print(f'load: UCF101("{args.out}/videos", "{args.out}/splits", split=1, train=True)')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fame-aug", description="FAME video augmentation tools.")
     parser.add_argument("--version", action="version", version=f"fame-aug {__version__}")
@@ -53,6 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--show-frames", type=int, default=8, help="frames per figure row")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
+
+    synth = commands.add_parser(
+        "make-synthetic", help="write the background-bias dataset (UCF101 layout, real video files)"
+    )
+    synth.add_argument("out", type=Path, help="folder to create")
+    defaults = BackgroundBiasConfig()
+    synth.add_argument("--classes", type=int, default=defaults.classes, help="motion classes, 2-10")
+    synth.add_argument("--train-per-class", type=int, default=defaults.train_per_class)
+    synth.add_argument("--test-per-class", type=int, default=defaults.test_per_class)
+    synth.add_argument("--frames", type=int, default=defaults.frames)
+    synth.add_argument("--size", type=int, default=defaults.size, help="frame side in pixels")
+    synth.add_argument(
+        "--bias", type=float, default=defaults.bias, help="share of training videos on their class's background"
+    )
+    synth.add_argument("--pan", type=float, default=defaults.pan, help="share of videos with a slow camera pan")
+    synth.add_argument("--seed", type=int, default=defaults.seed)
+    synth.add_argument("--codec", choices=("ffv1", "mjpg"), default=defaults.codec)
+    synth.add_argument("--overwrite", action="store_true", help="replace a dataset made here before")
+    synth.set_defaults(run=_make_synthetic)
     return parser
 
 

@@ -63,3 +63,8 @@ def test_mask_quality_on_real_sequences(tmp_path: Path) -> None:
     assert rows["highway"]["motion_recall"] > 0.9 and rows["highway"]["official_recall"] > 0.9
     # Panning camera: the published method keeps less of the swan than a random mask would.
     assert rows["blackswan"]["official_recall"] < 0.5
+
+
+def test_bench_data_runs() -> None:
+    result = run_script(ROOT / "benchmarks" / "bench_data.py", require(VIDEOS), "--epochs", "1", "--workers", "0")
+    assert "| 0 |" in result.stdout and "fame-aug / naive" in result.stdout

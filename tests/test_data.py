@@ -56,7 +56,7 @@ class TestReadFrames:
             read_frames(tmp_path / "missing.avi")
         with pytest.raises(ValueError, match="stride must be an integer >= 1"):
             read_frames(counter_video, stride=0)
-        with pytest.raises(ValueError, match="no frame could be decoded"):
+        with pytest.raises(ValueError, match=r"no frame of .* could be decoded"):
             read_frames(counter_video, start=500)
         (tmp_path / "junk.avi").write_bytes(b"not a video")
         with pytest.raises(ValueError):

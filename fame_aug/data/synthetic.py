@@ -1,7 +1,8 @@
-"""Synthetic clips of a moving object over a textured background, with the object's masks.
+"""Procedural clips: textured backgrounds with a moving object, and the object's masks.
 
-They need no download, and because the object's pixels are known, they show what FAME's
-mask finds: ``fame-aug demo`` draws them, and tests use them as ground truth.
+They need no download, and because the object's pixels are known they show what FAME's mask
+finds: ``fame-aug demo`` draws them, tests use them as ground truth, and
+:mod:`fame_aug.data.background_bias` builds its dataset from them.
 """
 
 from __future__ import annotations
@@ -9,55 +10,114 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["BACKGROUND_KINDS", "background_texture", "moving_object_clips"]
+__all__ = ["BACKGROUND_KINDS", "SHAPES", "background_texture", "draw_object", "moving_object_clips"]
 
-BACKGROUND_KINDS = ("stripes", "checkers", "noise", "gradient", "blobs")
+BACKGROUND_KINDS = ("stripes", "checkers", "noise", "gradient", "blobs", "dots", "rings", "grid", "plaid", "waves")
+SHAPES = ("disc", "square", "triangle", "diamond", "star", "sprite")
 
 
 def _colours(rng: np.random.Generator, count: int) -> np.ndarray:
     return rng.integers(0, 256, size=(count, 3)).astype(np.float32)
 
 
-def background_texture(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A (size, size, 3) uint8 texture of one procedural family with random colours.
+def background_texture(kind: str, height: int, rng: np.random.Generator, width: int | None = None) -> np.ndarray:
+    """A (height, width, 3) uint8 texture of one procedural family, with random colours and scale.
 
     Args:
         kind: one of ``BACKGROUND_KINDS``.
-        size: side in pixels.
-        rng: source of randomness (colours, scale, orientation).
+        height: rows in pixels.
+        rng: source of randomness (colours, scale, orientation, phase).
+        width: columns (default ``height``).
     """
     if kind not in BACKGROUND_KINDS:
         raise ValueError(f"kind must be one of {BACKGROUND_KINDS}, got {kind!r}")
+    width = height if width is None else width
+    side = max(height, width)
     low, high = _colours(rng, 2)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32) / side
     if kind == "stripes":
-        angle = rng.uniform(0, np.pi)
-        period = rng.uniform(0.08, 0.25)
-        phase = (np.cos(angle) * xx + np.sin(angle) * yy) / period
-        weight = (np.sin(2 * np.pi * phase) > 0).astype(np.float32)
+        angle, period = rng.uniform(0, np.pi), rng.uniform(0.08, 0.25)
+        weight = (np.sin(2 * np.pi * (np.cos(angle) * xx + np.sin(angle) * yy) / period) > 0).astype(np.float32)
     elif kind == "checkers":
         cells = int(rng.integers(4, 12))
         weight = ((np.floor(xx * cells) + np.floor(yy * cells)) % 2).astype(np.float32)
     elif kind == "noise":
-        coarse = rng.random((max(2, size // 8), max(2, size // 8))).astype(np.float32)
-        weight = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+        cells = max(2, side // 8)
+        coarse = rng.random((cells, cells)).astype(np.float32)
+        weight = cv2.resize(coarse, (side, side), interpolation=cv2.INTER_CUBIC)[:height, :width].clip(0, 1)
     elif kind == "gradient":
         angle = rng.uniform(0, 2 * np.pi)
         weight = (np.cos(angle) * (xx - 0.5) + np.sin(angle) * (yy - 0.5)) / np.sqrt(2) + 0.5
-    else:  # blobs
-        weight = np.zeros((size, size), np.float32)
+    elif kind == "blobs":
+        weight = np.zeros((height, width), np.float32)
         for _ in range(int(rng.integers(4, 9))):
             cy, cx = rng.random(2)
             radius = rng.uniform(0.05, 0.2)
             weight = np.maximum(weight, np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius**2)))
+    elif kind == "dots":
+        period = rng.uniform(0.1, 0.2)
+        fy, fx = (yy / period) % 1 - 0.5, (xx / period) % 1 - 0.5
+        weight = (fy**2 + fx**2 < rng.uniform(0.06, 0.15)).astype(np.float32)
+    elif kind == "rings":
+        cy, cx = rng.random(2)
+        period = rng.uniform(0.08, 0.2)
+        weight = (np.sin(2 * np.pi * np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2) / period) > 0).astype(np.float32)
+    elif kind == "grid":
+        period, line = rng.uniform(0.1, 0.25), rng.uniform(0.15, 0.3)
+        weight = (((yy / period) % 1 < line) | ((xx / period) % 1 < line)).astype(np.float32)
+    elif kind == "plaid":
+        period = rng.uniform(0.1, 0.3)
+        weight = 0.5 * (np.sin(2 * np.pi * xx / period) + np.sin(2 * np.pi * yy / (period * 1.7))) / 2 + 0.5
+    else:  # waves
+        period, amplitude = rng.uniform(0.1, 0.25), rng.uniform(0.03, 0.1)
+        weight = (np.sin(2 * np.pi * (yy + amplitude * np.sin(2 * np.pi * xx / 0.3)) / period) > 0).astype(np.float32)
     texture = low[None, None] * (1 - weight[..., None]) + high[None, None] * weight[..., None]
     return texture.clip(0, 255).astype(np.uint8)
+
+
+def draw_object(
+    frame: np.ndarray, shape: str, centre: tuple[float, float], radius: float, colour: np.ndarray, sprite: np.ndarray
+) -> np.ndarray:
+    """Draw ``shape`` in place on ``frame`` (H, W, 3) uint8; returns the object's bool mask.
+
+    ``sprite`` is a small (k, k, 3) uint8 pattern used when ``shape == "sprite"``.
+    """
+    height, width = frame.shape[:2]
+    mask = np.zeros((height, width), np.uint8)
+    cx, cy = centre
+    r = max(radius, 1.0)
+    if shape == "disc":
+        cv2.circle(mask, (round(cx), round(cy)), round(r), 1, -1)
+    elif shape in ("square", "sprite"):
+        cv2.rectangle(mask, (round(cx - r), round(cy - r)), (round(cx + r), round(cy + r)), 1, -1)
+    else:
+        if shape == "triangle":
+            angles = np.radians([-90, 30, 150])
+            radii = np.full(3, r * 1.2)
+        elif shape == "diamond":
+            angles = np.radians([-90, 0, 90, 180])
+            radii = np.array([r * 1.2, r * 0.8, r * 1.2, r * 0.8])
+        else:  # star
+            angles = np.radians(np.arange(10) * 36 - 90)
+            radii = np.where(np.arange(10) % 2 == 0, r * 1.3, r * 0.55)
+        points = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], axis=1)
+        cv2.fillPoly(mask, [points.round().astype(np.int32)], 1)
+    inside = mask > 0
+    if shape == "sprite":
+        side = 2 * round(r) + 1
+        pattern = cv2.resize(sprite, (side, side), interpolation=cv2.INTER_NEAREST)
+        top, left = round(cy - r), round(cx - r)
+        ys, xs = np.nonzero(inside)
+        frame[ys, xs] = pattern[(ys - top).clip(0, side - 1), (xs - left).clip(0, side - 1)]
+    else:
+        frame[inside] = colour.astype(np.uint8)
+    return inside
 
 
 def moving_object_clips(
     num_clips: int = 4, num_frames: int = 16, size: int = 112, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Clips of one object (disc or square) crossing a textured background in a straight line.
+    """Clips of one object crossing a textured background in a straight line.
 
     Each clip draws its own background family, colours, object shape, size, direction and speed.
 
@@ -76,24 +136,16 @@ def moving_object_clips(
     clips = np.empty((num_clips, num_frames, size, size, 3), np.uint8)
     masks = np.zeros((num_clips, num_frames, size, size), bool)
     for n in range(num_clips):
-        background = background_texture(BACKGROUND_KINDS[int(rng.integers(len(BACKGROUND_KINDS)))], size, rng)
-        colour = tuple(int(c) for c in _colours(rng, 1)[0])
-        radius = int(size * rng.uniform(0.08, 0.16))
-        square = bool(rng.integers(2))
+        background = background_texture(BACKGROUND_KINDS[int(rng.integers(5))], size, rng)
+        colour = _colours(rng, 1)[0]
+        radius = size * rng.uniform(0.08, 0.16)
+        shape = SHAPES[int(rng.integers(2))]
         angle = rng.uniform(0, 2 * np.pi)
         direction = np.array([np.cos(angle), np.sin(angle)])
         travel = size * rng.uniform(0.35, 0.6)
         start = size / 2 - direction * travel / 2
         for t in range(num_frames):
             centre = start + direction * travel * t / max(num_frames - 1, 1)
-            cx, cy = round(centre[0]), round(centre[1])
-            frame = background.copy()
-            shape_mask = np.zeros((size, size), np.uint8)
-            if square:
-                cv2.rectangle(shape_mask, (cx - radius, cy - radius), (cx + radius, cy + radius), 1, -1)
-            else:
-                cv2.circle(shape_mask, (cx, cy), radius, 1, -1)
-            frame[shape_mask > 0] = colour
-            clips[n, t] = frame
-            masks[n, t] = shape_mask > 0
+            clips[n, t] = background
+            masks[n, t] = draw_object(clips[n, t], shape, (centre[0], centre[1]), radius, colour, clips[n, t])
     return clips, masks

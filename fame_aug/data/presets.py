@@ -1,0 +1,172 @@
+"""The published augmentation pipelines, as modules that run on the clips' device.
+
+Each preset takes uint8 clips as the datasets hand them out, (B, T, H, W, 3) or
+(B, N, T, H, W, 3) for N clips per video, converts them to float (B, C, T, H, W) in [0, 1] on
+their device, augments them with one random draw per clip shared by all its frames (Kornia's
+``VideoSequential(same_on_frame=True)``), and normalises them with the Kinetics statistics.
+
+- :func:`pretrain`: two views; RandomResizedCrop (area [0.2, 1]) and flip, then FAME on the
+  query view only, then grayscale (0.2), colour jitter (0.8; 0.4, 0.4, 0.4, 0.1) and Gaussian
+  blur (0.5; sigma [0.1, 2.0]).
+- :func:`finetune`: the same without FAME, one view.
+- :func:`probe`: RandomResizedCrop and flip only.
+- :func:`eval`: centre crop.
+
+The modules follow the clips' device on first use (``preset.to(device)`` does it up front), so
+that Kornia draws its random parameters where the clips are.
+"""
+
+from __future__ import annotations
+
+import kornia.augmentation as K
+import torch
+from torch import nn
+
+from fame_aug.fame import FAME
+
+__all__ = [
+    "KINETICS_MEAN",
+    "KINETICS_STD",
+    "ClipAugmentation",
+    "TwoViewAugmentation",
+    "eval",
+    "finetune",
+    "pretrain",
+    "probe",
+    "uint8_clips_to_float",
+]
+
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+
+
+def uint8_clips_to_float(clips: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, T, H, W, C) to contiguous float (B, C, T, H, W) in [0, 1], on the clips' device."""
+    if clips.dtype != torch.uint8 or clips.dim() != 5:
+        raise ValueError(f"clips must be uint8 (B, T, H, W, C), got {clips.dtype} {tuple(clips.shape)}")
+    return clips.permute(0, 4, 1, 2, 3).contiguous().float().div_(255)
+
+
+def _check_crop(crop_size: int) -> int:
+    if isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 8:
+        raise ValueError(f"crop_size must be an integer >= 8 (112 or 224 in the paper), got {crop_size!r}")
+    return crop_size
+
+
+def _blur_kernel(crop_size: int) -> int:
+    """23 taps at 224 (the published value), scaled with the crop: int(0.1 * crop) // 2 * 2 + 1."""
+    return int(0.1 * crop_size) // 2 * 2 + 1
+
+
+class ClipAugmentation(nn.Module):
+    """One view: uint8 clips in, normalised float (B, C, T, S, S) out.
+
+    Args:
+        geometric: crop (and flip) on (B, C, T, H, W), e.g. a ``VideoSequential``.
+        fame: optional FAME, applied after the crop, before the photometric part.
+        photometric: optional colour augmentations on (B, C, T, S, S).
+        mean: per-channel mean for normalisation.
+        std: per-channel standard deviation for normalisation.
+    """
+
+    def __init__(
+        self,
+        geometric: nn.Module,
+        fame: FAME | None = None,
+        photometric: nn.Module | None = None,
+        mean: tuple[float, ...] = KINETICS_MEAN,
+        std: tuple[float, ...] = KINETICS_STD,
+    ) -> None:
+        super().__init__()
+        self.geometric = geometric
+        self.fame = fame
+        self.photometric = photometric
+        self.register_buffer("mean", torch.tensor(mean).view(-1, 1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(-1, 1, 1, 1), persistent=False)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """Augment (B, T, H, W, 3) or (B, N, T, H, W, 3) uint8 clips; returns (B[, N], C, T, S, S)."""
+        if clips.dim() == 6:
+            batch, per_video = clips.shape[:2]
+            out = self.forward(clips.flatten(0, 1))
+            return out.view(batch, per_video, *out.shape[1:])
+        if self.mean.device != clips.device:
+            self.to(clips.device)  # Kornia draws its parameters on the module's device
+        video = self.geometric(uint8_clips_to_float(clips))
+        if self.fame is not None:
+            video = self.fame(video)
+        if self.photometric is not None:
+            video = self.photometric(video)
+        return (video - self.mean) / self.std
+
+
+class TwoViewAugmentation(nn.Module):
+    """Pretraining: (B, 2, T, H, W, 3) uint8 clips to a (query, key) pair of normalised views."""
+
+    def __init__(self, query: ClipAugmentation, key: ClipAugmentation) -> None:
+        super().__init__()
+        self.query = query
+        self.key = key
+
+    def forward(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment two clips per video independently: clip 0 becomes the query, clip 1 the key."""
+        if clips.dim() != 6 or clips.shape[1] != 2:
+            raise ValueError(f"clips must be (B, 2, T, H, W, C), two clips per video; got {tuple(clips.shape)}")
+        return self.query(clips[:, 0]), self.key(clips[:, 1])
+
+
+def _crop_flip(crop_size: int) -> K.VideoSequential:
+    return K.VideoSequential(
+        K.RandomResizedCrop((crop_size, crop_size), scale=(0.2, 1.0)),
+        K.RandomHorizontalFlip(p=0.5),
+        data_format="BCTHW",
+        same_on_frame=True,
+    )
+
+
+def _colour(crop_size: int) -> K.VideoSequential:
+    kernel = _blur_kernel(crop_size)
+    return K.VideoSequential(
+        K.RandomGrayscale(p=0.2),
+        K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
+        K.RandomGaussianBlur((kernel, kernel), (0.1, 2.0), p=0.5),
+        data_format="BCTHW",
+        same_on_frame=True,
+    )
+
+
+def pretrain(crop_size: int = 112, fame: FAME | bool = True) -> TwoViewAugmentation:
+    """The pretraining pipeline: two views, FAME on the query view only.
+
+    Args:
+        crop_size: output side (112 for R(2+1)D-18, 224 for I3D).
+        fame: ``True`` for ``FAME()`` (published settings), a configured :class:`FAME`, or
+            ``False`` for the baseline without FAME.
+    """
+    crop_size = _check_crop(crop_size)
+    if fame is True:
+        fame = FAME()
+    elif fame is False:
+        fame = None
+    elif not isinstance(fame, FAME):
+        raise TypeError(f"fame must be a bool or a FAME module, got {type(fame).__name__}")
+    query = ClipAugmentation(_crop_flip(crop_size), fame, _colour(crop_size))
+    key = ClipAugmentation(_crop_flip(crop_size), None, _colour(crop_size))
+    return TwoViewAugmentation(query, key)
+
+
+def finetune(crop_size: int = 112) -> ClipAugmentation:
+    """Supervised fine-tuning: crop, flip, grayscale, colour jitter, blur."""
+    crop_size = _check_crop(crop_size)
+    return ClipAugmentation(_crop_flip(crop_size), None, _colour(crop_size))
+
+
+def probe(crop_size: int = 112) -> ClipAugmentation:
+    """Linear probe: crop and flip only (then the same normalisation as evaluation)."""
+    return ClipAugmentation(_crop_flip(_check_crop(crop_size)))
+
+
+def eval(crop_size: int = 112) -> ClipAugmentation:
+    """Evaluation: centre crop and normalisation."""
+    crop_size = _check_crop(crop_size)
+    return ClipAugmentation(K.VideoSequential(K.CenterCrop(crop_size), data_format="BCTHW", same_on_frame=True))
