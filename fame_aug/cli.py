@@ -1,42 +1,23 @@
-"""The ``fame-aug`` command line."""
+"""The ``fame-aug`` command line.
+
+- ``demo``: the main job on built-in data: make the background-bias dataset, pretrain a small
+  backbone with and without FAME, probe and retrieve, print the results (CPU, a few minutes).
+- ``make-synthetic``: write the background-bias dataset.
+- ``pretrain``, ``finetune``, ``probe``, ``retrieve``: the reference loops, configured by a
+  preset, a YAML/JSON file and flags (``fame-aug pretrain --help`` lists them). They run under
+  ``torchrun --nproc_per_node N -m fame_aug.cli pretrain ...`` as well.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
-import torch
-
-from fame_aug import FAME, __version__
-from fame_aug.data import moving_object_clips, to_float_clips
+from fame_aug import __version__
 from fame_aug.data.background_bias import BackgroundBiasConfig, make_background_bias_dataset
-from fame_aug.visualize import mask_figure, write_png
-
-
-def _demo(args: argparse.Namespace) -> int:
-    """Make moving-object clips, apply FAME, report how much of each object the mask keeps, draw it."""
-    clips, object_masks = moving_object_clips(args.clips, args.frames, args.size, seed=args.seed)
-    video = to_float_clips(clips)
-    fame = FAME(beta=args.beta, mode=args.mode, self_pairs=False, generator=torch.Generator().manual_seed(args.seed))
-    begin = time.perf_counter()
-    merged = fame(video)
-    elapsed = time.perf_counter() - begin
-    mask = fame._params["mask"].numpy()
-    object_any = object_masks.any(axis=1)  # pixels the object covers in any frame
-    print(
-        f"FAME(mode={args.mode}, beta={args.beta}) on {args.clips} clips of {args.frames}x{args.size}x{args.size}: "
-        f"{elapsed * 1e3:.1f} ms"
-    )
-    for n in range(args.clips):
-        recall = (mask[n] & object_any[n]).sum() / object_any[n].sum()
-        partner = int(fame._params["mix_pairs"][n])
-        print(f"  clip {n}: mask keeps {recall:.1%} of the moving object's pixels; background from clip {partner}")
-    merged_u8 = (merged.permute(0, 2, 3, 4, 1) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
-    figure = mask_figure(clips, mask, merged_u8, num_frames=args.show_frames)
-    print(f"wrote {write_png(args.out, figure)}")
-    return 0
 
 
 def _make_synthetic(args: argparse.Namespace) -> int:
@@ -68,25 +49,55 @@ def _make_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_loop(args: argparse.Namespace) -> int:
+    """One of the reference loops, configured from preset, file and flags."""
+    from fame_aug.contrib.moco import config as moco_config
+    from fame_aug.contrib.moco import finetune, pretrain, probe, retrieve
+
+    loops = {"pretrain": pretrain, "finetune": finetune, "probe": probe, "retrieve": retrieve}
+    config = moco_config.config_from_args(args.command, args)
+    result = loops[args.command](config)
+    if _is_main_process():
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def _is_main_process() -> bool:
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from fame_aug.contrib.moco.demo import run_demo
+
+    run_demo(
+        Path(args.out), epochs=args.epochs, probe_epochs=args.probe_epochs, baseline=args.baseline, quick=args.quick
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fame-aug", description="FAME video augmentation tools.")
+    """The parser of every ``fame-aug`` command."""
+    from fame_aug.contrib.moco.config import add_config_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="fame-aug", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"fame-aug {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="apply FAME to generated moving-object clips and draw the masks")
-    demo.add_argument("--out", type=Path, default=Path("fame_demo.png"), help="PNG to write (default fame_demo.png)")
-    demo.add_argument("--mode", choices=("official", "motion"), default="official")
-    demo.add_argument("--beta", type=float, default=0.5, help="share of pixels kept as foreground")
-    demo.add_argument("--clips", type=int, default=3, help="number of clips (>= 2)")
-    demo.add_argument("--frames", type=int, default=16)
-    demo.add_argument("--size", type=int, default=112)
-    demo.add_argument("--show-frames", type=int, default=8, help="frames per figure row")
-    demo.add_argument("--seed", type=int, default=0)
+    demo = commands.add_parser("demo", help="pretrain with and without FAME on built-in data, probe, retrieve (CPU)")
+    demo.add_argument("--out", default="runs/demo", help="run folder (default runs/demo)")
+    demo.add_argument("--epochs", type=int, default=None, help="pretraining epochs (default: the cpu-demo preset's)")
+    demo.add_argument("--probe-epochs", type=int, default=None, help="linear probe epochs")
+    demo.add_argument(
+        "--baseline", action=argparse.BooleanOptionalAction, default=True, help="also pretrain without FAME"
+    )
+    demo.add_argument("--quick", action="store_true", help="a tiny run that only checks everything works")
     demo.set_defaults(run=_demo)
 
-    synth = commands.add_parser(
-        "make-synthetic", help="write the background-bias dataset (UCF101 layout, real video files)"
-    )
+    synth = commands.add_parser("make-synthetic", help="write the background-bias dataset (UCF101 layout)")
     synth.add_argument("out", type=Path, help="folder to create")
     defaults = BackgroundBiasConfig()
     synth.add_argument("--classes", type=int, default=defaults.classes, help="motion classes, 2-10")
@@ -95,23 +106,40 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--frames", type=int, default=defaults.frames)
     synth.add_argument("--size", type=int, default=defaults.size, help="frame side in pixels")
     synth.add_argument(
-        "--bias", type=float, default=defaults.bias, help="share of training videos on their class's background"
+        "--bias", type=float, default=defaults.bias, help="share of training videos on their own background"
     )
     synth.add_argument("--pan", type=float, default=defaults.pan, help="share of videos with a slow camera pan")
     synth.add_argument("--seed", type=int, default=defaults.seed)
     synth.add_argument("--codec", choices=("ffv1", "mjpg"), default=defaults.codec)
     synth.add_argument("--overwrite", action="store_true", help="replace a dataset made here before")
     synth.set_defaults(run=_make_synthetic)
+
+    helps = {
+        "pretrain": "MoCo pretraining with FAME on the query view",
+        "finetune": "supervised fine-tuning, tested on 10 clips per video",
+        "probe": "linear probe on a frozen backbone",
+        "retrieve": "video retrieval (test queries, training gallery), R@1/5/10/20/50",
+    }
+    for name, text in helps.items():
+        sub = commands.add_parser(name, help=text, description=text)
+        add_config_arguments(sub, name)
+        sub.set_defaults(run=_run_loop)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``fame-aug``; returns the exit status (2 for bad input, 3 when training diverged)."""
+    from fame_aug.contrib.moco.engine import TrainingDiverged
+
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"fame-aug {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except TrainingDiverged as error:
+        print(f"fame-aug {args.command}: {error}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ class ClipAugmentation(nn.Module):
         if self.mean.device != clips.device:
             self.to(clips.device)  # Kornia draws its parameters on the module's device
         video = self.geometric(uint8_clips_to_float(clips))
-        if self.fame is not None:
+        if self.fame is not None and video.shape[0] >= 2:  # a lone clip (ragged last batch) has no partner
             video = self.fame(video)
         if self.photometric is not None:
             video = self.photometric(video)

@@ -1,0 +1,1 @@
+"""Companion code built on fame_aug: reference training and evaluation loops."""

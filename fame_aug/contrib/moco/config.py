@@ -1,0 +1,432 @@
+"""Run configurations as data: one dataclass per command, presets, files and flag overrides.
+
+A command's configuration is resolved in this order, later winning:
+
+1. the dataclass defaults, which are the published recipe (SPEC section 2) for that command;
+2. a preset (``ucf101``, ``hmdb51``, ``k400``, ``cpu-demo``): the dataset and model of a setup;
+3. a YAML or JSON file (``preset:`` may be one of its keys);
+4. command-line flags (``--lr 0.05``, ``--milestones 60 80``, ``--no-fame``).
+
+Unknown keys, unknown presets and missing dataset paths are errors before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PRESETS",
+    "FinetuneConfig",
+    "PretrainConfig",
+    "ProbeConfig",
+    "RetrieveConfig",
+    "RunConfig",
+    "add_config_arguments",
+    "config_from_args",
+    "resolve_config",
+]
+
+DATASETS = ("synthetic", "ucf101", "hmdb51", "kinetics", "list")
+BACKBONE_NAMES = ("r2plus1d_18", "r3d_18", "r3d_small", "i3d")
+
+
+@dataclass
+class RunConfig:
+    """What every command shares: data, model, optimisation, run folder.
+
+    Attributes:
+        dataset: ``synthetic`` (made by ``fame-aug make-synthetic``; made on first use if
+            missing), ``ucf101``, ``hmdb51``, ``kinetics`` (class folders) or ``list``.
+        data_root: videos folder (UCF101, HMDB51), dataset root (Kinetics, synthetic).
+        split_dir: folder of the split files (UCF101, HMDB51; default ``data_root``).
+        split: official split number (1-3).
+        train_list: list file of the training videos (``dataset: list``).
+        test_list: list file of the test videos (``dataset: list``).
+        backbone: ``r2plus1d_18``, ``r3d_18``, ``r3d_small`` or ``i3d``.
+        backbone_width: channels of ``r3d_small``.
+        num_frames: frames per clip.
+        stride: temporal stride between frames.
+        frame_size: decoded frame size (H, W) before cropping.
+        crop_size: crop side fed to the network.
+        batch_size: clips per step over all processes.
+        workers: DataLoader workers per process.
+        epochs: training epochs.
+        lr: learning rate at batch_size.
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        schedule: ``step`` (x ``gamma`` at each milestone) or ``cosine``.
+        milestones: epochs at which a step schedule multiplies the rate by ``gamma``.
+        gamma: the step factor.
+        out: run folder (config.json, metrics.csv, checkpoint.pt, results).
+        save_every: write a checkpoint every this many epochs (and at the end).
+        resume: continue from ``out/checkpoint.pt``.
+        seed: seed of every random generator.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        amp: bfloat16 autocast for the network on CUDA.
+        deterministic: deterministic algorithms (for reproducible tests; slower on GPU).
+        eval_batch_size: videos per evaluation step.
+        eval_clips: clips per video at evaluation (the protocol uses 10).
+    """
+
+    dataset: str = "synthetic"
+    data_root: str = "runs/data/background-bias"
+    split_dir: str = ""
+    split: int = 1
+    train_list: str = ""
+    test_list: str = ""
+    backbone: str = "r2plus1d_18"
+    backbone_width: int = 16
+    num_frames: int = 16
+    stride: int = 2
+    frame_size: list[int] = field(default_factory=lambda: [128, 171])
+    crop_size: int = 112
+    batch_size: int = 64
+    workers: int = 4
+    epochs: int = 200
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "step"
+    milestones: list[int] = field(default_factory=lambda: [120, 180])
+    gamma: float = 0.1
+    out: str = "runs/run"
+    save_every: int = 1
+    resume: bool = False
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    deterministic: bool = False
+    eval_batch_size: int = 8
+    eval_clips: int = 10
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for values no run could use."""
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.backbone not in BACKBONE_NAMES:
+            raise ValueError(f"backbone must be one of {BACKBONE_NAMES}, got {self.backbone!r}")
+        if self.schedule not in ("step", "cosine"):
+            raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
+        if len(self.frame_size) != 2 or min(self.frame_size) < self.crop_size:
+            raise ValueError(f"frame_size must be [H, W], each >= crop_size {self.crop_size}, got {self.frame_size}")
+        for name in ("batch_size", "epochs", "num_frames", "stride", "save_every", "eval_batch_size", "eval_clips"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    def check_paths(self) -> None:
+        """Raise ``ValueError`` if the data the run needs is not where the configuration says."""
+        if self.dataset == "synthetic":
+            return  # made on first use
+        if self.dataset == "list":
+            for name in ("train_list", "test_list"):
+                value = getattr(self, name)
+                if value and not Path(value).is_file():
+                    raise ValueError(f"{name} {value!r} does not exist")
+            if not self.train_list and not self.test_list:
+                raise ValueError("dataset 'list' needs train_list and/or test_list")
+            return
+        if not Path(self.data_root).is_dir():
+            raise ValueError(f"data_root {self.data_root!r} does not exist (dataset {self.dataset!r})")
+        if self.split_dir and not Path(self.split_dir).is_dir():
+            raise ValueError(f"split_dir {self.split_dir!r} does not exist")
+
+
+@dataclass
+class PretrainConfig(RunConfig):
+    """MoCo pretraining with FAME (SPEC section 2: lr 0.01, 200 epochs, steps at 120 and 180).
+
+    Attributes:
+        moco_dim: embedding size.
+        queue_size: negatives (2048 for UCF101, 65536 for Kinetics-400).
+        moco_momentum: key encoder momentum.
+        temperature: contrastive temperature.
+        mlp: 2-layer MLP projection head.
+        bn: ``shuffle`` (shuffle BN for the keys) or ``sync`` (SyncBatchNorm across processes).
+        bn_splits: in one process, shuffled chunks for the key encoder's batch norm.
+        fame: apply FAME to the query view (``--no-fame`` for the baseline).
+        fame_mode: FAME mask mode.
+        fame_beta: FAME foreground share.
+        fame_p: FAME probability per clip.
+    """
+
+    out: str = "runs/pretrain"
+    moco_dim: int = 128
+    queue_size: int = 2048
+    moco_momentum: float = 0.999
+    temperature: float = 0.1
+    mlp: bool = True
+    bn: str = "shuffle"
+    bn_splits: int = 1
+    fame: bool = True
+    fame_mode: str = "official"
+    fame_beta: float = 0.5
+    fame_p: float = 1.0
+
+    def validate(self) -> None:  # noqa: D102 - documented on the base class
+        super().validate()
+        if self.bn not in ("shuffle", "sync"):
+            raise ValueError(f"bn must be 'shuffle' or 'sync', got {self.bn!r}")
+        if self.queue_size < 2 * self.batch_size:
+            raise ValueError(
+                f"queue_size ({self.queue_size}) must be at least twice batch_size ({self.batch_size}): "
+                f"both key batches are enqueued every step"
+            )
+
+
+@dataclass
+class FinetuneConfig(RunConfig):
+    """Supervised fine-tuning (SPEC: lr 0.025, 150 epochs, batch 128, steps at 60 and 120).
+
+    Attributes:
+        pretrained: checkpoint to start from (pretraining run or backbone weights); empty
+            trains from scratch.
+        dropout: before the classifier (0.7 for UCF101, 0.5 for HMDB51).
+    """
+
+    out: str = "runs/finetune"
+    pretrained: str = ""
+    dropout: float = 0.7
+    batch_size: int = 128
+    epochs: int = 150
+    lr: float = 0.025
+    milestones: list[int] = field(default_factory=lambda: [60, 120])
+
+
+@dataclass
+class ProbeConfig(RunConfig):
+    """Linear probe on a frozen backbone (SPEC: lr 5, no weight decay, 100 epochs, steps at 60 and 80).
+
+    Attributes:
+        pretrained: checkpoint of the backbone to probe (required).
+    """
+
+    out: str = "runs/probe"
+    pretrained: str = ""
+    batch_size: int = 128
+    epochs: int = 100
+    lr: float = 5.0
+    weight_decay: float = 0.0
+    milestones: list[int] = field(default_factory=lambda: [60, 80])
+
+    def check_paths(self) -> None:  # noqa: D102 - documented on the base class
+        super().check_paths()
+        if not self.pretrained or not Path(self.pretrained).is_file():
+            raise ValueError(f"pretrained must name an existing checkpoint, got {self.pretrained!r}")
+
+
+@dataclass
+class RetrieveConfig(RunConfig):
+    """Video retrieval: test videos query the training videos (SPEC section 2).
+
+    Attributes:
+        pretrained: checkpoint of the backbone (required).
+        ks: recall levels.
+    """
+
+    out: str = "runs/retrieve"
+    pretrained: str = ""
+    ks: list[int] = field(default_factory=lambda: [1, 5, 10, 20, 50])
+
+    def check_paths(self) -> None:  # noqa: D102 - documented on the base class
+        super().check_paths()
+        if not self.pretrained or not Path(self.pretrained).is_file():
+            raise ValueError(f"pretrained must name an existing checkpoint, got {self.pretrained!r}")
+
+
+# Dataset and model of each setup; the optimisation recipe is each command's defaults.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "ucf101": {
+        "all": {
+            "dataset": "ucf101",
+            "data_root": "data/UCF-101",
+            "split_dir": "data/ucfTrainTestlist",
+            "backbone": "r2plus1d_18",
+            "crop_size": 112,
+            "frame_size": [128, 171],
+        },
+        "pretrain": {"queue_size": 2048, "batch_size": 64},
+        "finetune": {"dropout": 0.7},
+    },
+    "hmdb51": {
+        "all": {
+            "dataset": "hmdb51",
+            "data_root": "data/hmdb51",
+            "split_dir": "data/hmdb51_splits",
+            "backbone": "r2plus1d_18",
+            "crop_size": 112,
+            "frame_size": [128, 171],
+        },
+        "pretrain": {"queue_size": 2048, "batch_size": 64},
+        "finetune": {"dropout": 0.5},
+    },
+    "k400": {
+        "all": {
+            "dataset": "kinetics",
+            "data_root": "data/kinetics400",
+            "backbone": "i3d",
+            "crop_size": 224,
+            "frame_size": [256, 341],
+        },
+        "pretrain": {"queue_size": 65536, "batch_size": 64},
+    },
+    "cpu-demo": {
+        "all": {
+            "dataset": "synthetic",
+            "data_root": "runs/data/background-bias",
+            "backbone": "r3d_small",
+            "backbone_width": 16,
+            "num_frames": 8,
+            "stride": 4,
+            "frame_size": [64, 64],
+            "crop_size": 56,
+            "workers": 2,
+            "eval_batch_size": 16,
+            "eval_clips": 4,
+            "device": "cpu",
+        },
+        "pretrain": {
+            "batch_size": 32,
+            "queue_size": 512,
+            "epochs": 12,
+            "lr": 0.05,
+            "schedule": "cosine",
+            "bn_splits": 2,
+            "moco_momentum": 0.99,
+            "fame_mode": "motion",
+        },
+        "finetune": {"batch_size": 32, "epochs": 15, "lr": 0.05, "schedule": "cosine", "dropout": 0.5},
+        "probe": {"batch_size": 32, "epochs": 15, "lr": 5.0, "schedule": "cosine"},
+    },
+}
+
+COMMANDS: dict[str, type[RunConfig]] = {
+    "pretrain": PretrainConfig,
+    "finetune": FinetuneConfig,
+    "probe": ProbeConfig,
+    "retrieve": RetrieveConfig,
+}
+
+
+def _load_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist")
+    text = path.read_text()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as error:  # pragma: no cover - pyyaml is a dependency
+            raise ValueError("reading YAML configs needs pyyaml: pip install pyyaml") from error
+        data = yaml.safe_load(text) or {}
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+def _apply(config: RunConfig, values: dict[str, Any], source: str) -> None:
+    known = {f.name: f for f in fields(config)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"{source}: unknown config key(s) {unknown}; valid keys: {sorted(known)}")
+    hints = typing.get_type_hints(type(config))
+    for name, value in values.items():
+        setattr(config, name, _coerce(name, value, hints[name], source))
+
+
+def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
+    origin = typing.get_origin(hint)
+    try:
+        if origin is list:
+            (item,) = typing.get_args(hint)
+            if not isinstance(value, list | tuple):
+                raise TypeError
+            return [item(v) for v in value]
+        if hint is bool:
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if hint is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if hint is str and isinstance(value, str):
+            return value
+        raise TypeError
+    except (TypeError, ValueError):
+        raise ValueError(f"{source}: {name} must be {getattr(hint, '__name__', hint)}, got {value!r}") from None
+
+
+def resolve_config(
+    command: str,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    check_paths: bool = True,
+) -> RunConfig:
+    """Build a command's configuration: defaults, then preset, then file, then overrides.
+
+    Args:
+        command: ``pretrain``, ``finetune``, ``probe`` or ``retrieve``.
+        preset: one of ``PRESETS`` (a file may name one with ``preset:``; the argument wins).
+        config_file: a YAML or JSON mapping of config keys.
+        overrides: keys set last (e.g. from command-line flags).
+        check_paths: also check that the data (and checkpoint) paths exist.
+    """
+    if command not in COMMANDS:
+        raise ValueError(f"command must be one of {sorted(COMMANDS)}, got {command!r}")
+    from_file = _load_file(config_file) if config_file else {}
+    preset = preset or from_file.pop("preset", None)
+    from_file.pop("preset", None)
+    config = COMMANDS[command]()
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; presets: {sorted(PRESETS)}")
+        values = {**PRESETS[preset].get("all", {}), **PRESETS[preset].get(command, {})}
+        _apply(config, values, f"preset {preset!r}")
+    if from_file:
+        _apply(config, from_file, str(config_file))
+    if overrides:
+        _apply(config, overrides, "command line")
+    config.validate()
+    if check_paths:
+        config.check_paths()
+    return config
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """Add ``--config``, ``--preset`` and one flag per config field of ``command`` to ``parser``."""
+    parser.add_argument("--config", help="YAML or JSON file of config keys")
+    parser.add_argument("--preset", help=f"one of {', '.join(PRESETS)}")
+    hints = typing.get_type_hints(COMMANDS[command])
+    for item in fields(COMMANDS[command]):
+        flag = "--" + item.name.replace("_", "-")
+        hint = hints[item.name]
+        default = item.default if item.default is not dataclasses.MISSING else item.default_factory()  # type: ignore[misc]
+        help_text = f"default {default!r}"
+        if hint is bool:
+            parser.add_argument(
+                flag, dest=item.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        elif typing.get_origin(hint) is list:
+            (element,) = typing.get_args(hint)
+            parser.add_argument(flag, dest=item.name, nargs="+", type=element, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, dest=item.name, type=hint, default=None, help=help_text)
+
+
+def config_from_args(command: str, args: argparse.Namespace) -> RunConfig:
+    """The configuration that parsed command-line ``args`` describe."""
+    overrides = {f.name: getattr(args, f.name) for f in fields(COMMANDS[command]) if getattr(args, f.name) is not None}
+    return resolve_config(command, args.preset, args.config, overrides)

@@ -1,0 +1,282 @@
+"""Plumbing the loops share, kept out of their way: data, schedule, run folder, progress, evaluation."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from fame_aug.contrib.moco.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from fame_aug.contrib.moco.config import RunConfig
+from fame_aug.contrib.moco.distributed import World, all_gather_no_grad
+from fame_aug.data import (
+    HMDB51,
+    UCF101,
+    ClipSampler,
+    KineticsFolder,
+    VideoClipDataset,
+    VideoList,
+    collate_clips,
+    make_background_bias_dataset,
+)
+from fame_aug.data.presets import ClipAugmentation
+
+__all__ = [
+    "Progress",
+    "RunFolder",
+    "TrainingDiverged",
+    "build_dataset",
+    "build_loader",
+    "clip_outputs",
+    "lr_at",
+    "seed_everything",
+]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed torch (all devices), numpy and Python; optionally make algorithms deterministic."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def lr_at(epoch: int, config: RunConfig) -> float:
+    """Learning rate of an epoch: steps at ``milestones`` (x ``gamma``) or a cosine to zero."""
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+    return config.lr * config.gamma ** sum(epoch >= m for m in config.milestones)
+
+
+def build_dataset(config: RunConfig, train: bool, sampler: ClipSampler) -> VideoClipDataset:
+    """The training or test split of the configured dataset."""
+    options: dict[str, Any] = {"sampler": sampler, "frame_size": tuple(config.frame_size), "seed": config.seed}
+    root = Path(config.data_root)
+    if config.dataset == "synthetic":
+        if not (root / "metadata.json").is_file():
+            make_background_bias_dataset(root)
+        return UCF101(root / "videos", root / "splits", split=1, train=train, **options)
+    split_dir = config.split_dir or None
+    if config.dataset == "ucf101":
+        return UCF101(root, split_dir, split=config.split, train=train, **options)
+    if config.dataset == "hmdb51":
+        return HMDB51(root, split_dir, split=config.split, train=train, **options)
+    if config.dataset == "kinetics":
+        classes = (
+            sorted(p.name for p in (root / "train").iterdir() if p.is_dir()) if (root / "train").is_dir() else None
+        )
+        return KineticsFolder(root, "train" if train else "val", classes=classes, **options)
+    listing = config.train_list if train else config.test_list
+    if not listing:
+        raise ValueError(f"dataset 'list' needs {'train_list' if train else 'test_list'}")
+    return VideoList(listing, **options)
+
+
+def build_loader(
+    dataset: VideoClipDataset, config: RunConfig, world: World, train: bool, batch_size: int | None = None
+) -> DataLoader:
+    """A loader of this process's share of ``dataset``; ``batch_size`` is the global batch."""
+    total = batch_size or config.batch_size
+    if total % world.size:
+        raise ValueError(f"batch size {total} must be a multiple of the number of processes {world.size}")
+    sampler = DistributedSampler(dataset, shuffle=train, seed=config.seed) if world.distributed else None
+    return DataLoader(
+        dataset,
+        batch_size=total // world.size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        num_workers=config.workers,
+        collate_fn=collate_clips,
+        pin_memory=world.device.type == "cuda",
+        drop_last=False,
+    )
+
+
+class Progress:
+    """A console progress bar with loss, learning rate and clips/s; plain lines when not a terminal."""
+
+    def __init__(self, total: int, label: str, world: World, every: int = 10) -> None:
+        self.total, self.label, self.enabled = total, label, world.is_main
+        self.every, self.tty = every, sys.stderr.isatty()
+        self.begin, self.clips = time.perf_counter(), 0
+
+    def update(self, index: int, clips: int, **values: float) -> None:
+        """Count ``clips`` more after batch ``index`` and show ``values`` (e.g. loss, lr)."""
+        self.clips += clips
+        if not self.enabled or (not self.tty and index % self.every and index != self.total):
+            return
+        rate = self.clips / max(time.perf_counter() - self.begin, 1e-9)
+        done = int(20 * index / max(self.total, 1))
+        shown = " ".join(f"{k} {v:.4g}" for k, v in values.items())
+        text = f"{self.label} [{'=' * done}{' ' * (20 - done)}] {index}/{self.total} {shown} {rate:.1f} clips/s"
+        end = "" if self.tty and index != self.total else "\n"
+        print(("\r" if self.tty else "") + text, end=end, file=sys.stderr, flush=True)
+
+    @property
+    def clips_per_second(self) -> float:
+        """Clips per second since the bar started."""
+        return self.clips / max(time.perf_counter() - self.begin, 1e-9)
+
+
+class RunFolder:
+    """The run's folder: config.json, metrics.csv (one row per epoch), checkpoint.pt, TensorBoard.
+
+    Only the main process writes. Checkpoints are atomic; on resume, metrics rows of epochs the
+    checkpoint does not cover are dropped, so the CSV matches the state.
+    """
+
+    def __init__(self, config: RunConfig, world: World, checkpoints: bool = True) -> None:
+        self.path, self.world, self.config = Path(config.out), world, config
+        self.checkpoint = self.path / "checkpoint.pt"
+        self.metrics = self.path / "metrics.csv"
+        self.writer: Any = None
+        if world.is_main:
+            self.path.mkdir(parents=True, exist_ok=True)
+            if checkpoints and not config.resume and self.checkpoint.exists():
+                raise ValueError(f"{self.checkpoint} exists: pass --resume to continue it, or choose another --out")
+            (self.path / "config.json").write_text(json.dumps(asdict(config), indent=2))
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.path / "tensorboard"))
+            except Exception:  # tensorboard is optional
+                self.writer = None
+
+    def resume(self) -> dict[str, Any] | None:
+        """The checkpoint to continue from, if ``resume`` is set and one exists."""
+        if not self.config.resume:
+            return None
+        if not self.checkpoint.is_file():
+            raise ValueError(f"--resume: no checkpoint at {self.checkpoint}")
+        state = load_checkpoint(self.checkpoint, self.world.device)
+        if self.world.is_main and self.metrics.is_file():
+            rows = list(csv.DictReader(self.metrics.open()))
+            kept = [r for r in rows if int(r["epoch"]) < state["epoch"]]
+            self._write_rows(kept)
+        return state
+
+    def _write_rows(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            self.metrics.unlink(missing_ok=True)
+            return
+        with self.metrics.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def log_epoch(self, epoch: int, values: dict[str, float]) -> None:
+        """Append one row to metrics.csv (and TensorBoard)."""
+        if not self.world.is_main:
+            return
+        row = {"epoch": epoch, **values}
+        new = not self.metrics.is_file()
+        with self.metrics.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(key, value, epoch)
+            self.writer.flush()
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Write the checkpoint (main process), with the random states of this process."""
+        if self.world.is_main:
+            save_checkpoint(self.checkpoint, {**state, "rng": capture_rng_state(), "config": asdict(self.config)})
+
+    def write_json(self, name: str, data: dict[str, Any]) -> Path:
+        """Write ``data`` as ``name`` in the run folder (main process)."""
+        path = self.path / name
+        if self.world.is_main:
+            path.write_text(json.dumps(data, indent=2))
+        return path
+
+
+def restore_run_state(state: dict[str, Any], dataset: VideoClipDataset) -> None:
+    """Random states of a checkpoint: global generators and the dataset's clip sampler."""
+    restore_rng_state(state["rng"])
+    if state.get("dataset_rng") is not None:
+        dataset.generator().bit_generator.state = state["dataset_rng"]
+
+
+@torch.no_grad()
+def clip_outputs(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    dataset: VideoClipDataset,
+    augment: ClipAugmentation,
+    config: RunConfig,
+    world: World,
+    label: str = "evaluate",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-video outputs averaged over the video's clips (the evaluation protocol).
+
+    ``forward`` maps (N, 3, T, H, W) clips to (N, D) outputs. Every process evaluates its share
+    and the results are gathered.
+
+    Returns:
+        ``(outputs (V, D), labels (V,), valid (V,) bool)`` for the V videos of ``dataset``;
+        ``valid`` is False for videos skipped as unreadable.
+    """
+    loader = build_loader(dataset, config, world, train=False, batch_size=config.eval_batch_size * world.size)
+    progress = Progress(len(loader), label, world)
+    results: torch.Tensor | None = None
+    seen = torch.zeros(len(dataset), dtype=torch.bool, device=world.device)
+    for index, (clips, _, videos) in enumerate(loader, 1):
+        clips = clips.to(world.device, non_blocking=True)
+        with torch.autocast(
+            world.device.type, dtype=torch.bfloat16, enabled=config.amp and world.device.type == "cuda"
+        ):
+            out = forward(augment(clips).flatten(0, 1)).float()
+        per_video = out.view(clips.shape[0], clips.shape[1], -1).mean(dim=1)
+        videos = videos.to(world.device)
+        per_video, videos = all_gather_padded(per_video, videos)
+        if results is None:
+            results = torch.zeros(len(dataset), per_video.shape[1], device=world.device)
+        results[videos] = per_video
+        seen[videos] = True
+        progress.update(index, clips.shape[0] * clips.shape[1])
+    assert results is not None
+    labels = torch.tensor(dataset.labels, device=world.device)
+    return results, labels, seen
+
+
+def all_gather_padded(values: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather rows and their video indices from every process, even when batch sizes differ."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values, indices
+    size = torch.tensor([values.shape[0]], device=values.device)
+    largest = int(all_gather_no_grad(size).max())
+    padded = torch.zeros(largest, values.shape[1], device=values.device, dtype=values.dtype)
+    padded[: values.shape[0]] = values
+    padded_indices = torch.full((largest,), -1, device=indices.device, dtype=indices.dtype)
+    padded_indices[: indices.shape[0]] = indices
+    gathered, gathered_indices = all_gather_no_grad(padded), all_gather_no_grad(padded_indices)
+    keep = gathered_indices >= 0
+    return gathered[keep], gathered_indices[keep]
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel, or the module itself."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

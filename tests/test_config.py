@@ -1,0 +1,77 @@
+"""Configurations: defaults are the recipe, presets, YAML/JSON files, flags, clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from fame_aug.contrib.moco.config import (
+    PRESETS,
+    FinetuneConfig,
+    PretrainConfig,
+    ProbeConfig,
+    add_config_arguments,
+    config_from_args,
+    resolve_config,
+)
+
+
+def test_defaults_are_the_published_recipe() -> None:
+    pre, fine, probe = PretrainConfig(), FinetuneConfig(), ProbeConfig()
+    assert (pre.lr, pre.epochs, pre.milestones, pre.weight_decay, pre.momentum) == (0.01, 200, [120, 180], 1e-4, 0.9)
+    assert (pre.moco_momentum, pre.temperature, pre.moco_dim, pre.queue_size, pre.mlp) == (0.999, 0.1, 128, 2048, True)
+    assert (pre.num_frames, pre.stride, pre.batch_size, pre.fame, pre.fame_beta) == (16, 2, 64, True, 0.5)
+    assert (fine.lr, fine.epochs, fine.batch_size, fine.milestones, fine.dropout) == (0.025, 150, 128, [60, 120], 0.7)
+    assert (probe.lr, probe.weight_decay, probe.epochs, probe.milestones) == (5.0, 0.0, 100, [60, 80])
+
+
+def test_presets() -> None:
+    k400 = resolve_config("pretrain", "k400", check_paths=False)
+    assert (k400.queue_size, k400.backbone, k400.crop_size, k400.dataset) == (65536, "i3d", 224, "kinetics")
+    hmdb = resolve_config("finetune", "hmdb51", check_paths=False)
+    assert hmdb.dropout == 0.5 and hmdb.dataset == "hmdb51"
+    assert set(PRESETS) >= {"ucf101", "hmdb51", "k400", "cpu-demo"}
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_file_then_flags(tmp_path: Path, suffix: str) -> None:
+    values = {"preset": "cpu-demo", "epochs": 7, "milestones": [3, 5], "fame": False}
+    path = tmp_path / f"run{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps(values))
+    else:
+        path.write_text("preset: cpu-demo\nepochs: 7\nmilestones: [3, 5]\nfame: false\n")
+    config = resolve_config("pretrain", config_file=path, overrides={"epochs": 9}, check_paths=False)
+    assert (config.epochs, config.milestones, config.fame, config.backbone) == (9, [3, 5], False, "r3d_small")
+
+
+def test_command_line_flags(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, "pretrain")
+    args = parser.parse_args(
+        ["--preset", "cpu-demo", "--lr", "0.2", "--milestones", "4", "8", "--no-fame", "--out", str(tmp_path)]
+    )
+    config = config_from_args("pretrain", args)
+    assert (config.lr, config.milestones, config.fame, config.out) == (0.2, [4, 8], False, str(tmp_path))
+
+
+def test_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"learning_rate": 0.1}))
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['learning_rate'\]; valid keys"):
+        resolve_config("pretrain", config_file=bad, check_paths=False)
+    with pytest.raises(ValueError, match="unknown preset 'ucf102'"):
+        resolve_config("pretrain", "ucf102")
+    with pytest.raises(ValueError, match="data_root 'data/UCF-101' does not exist"):
+        resolve_config("pretrain", "ucf101")
+    with pytest.raises(ValueError, match="epochs must be int, got 'ten'"):
+        resolve_config("pretrain", overrides={"epochs": "ten"}, check_paths=False)
+    with pytest.raises(ValueError, match=r"queue_size .* must be at least twice batch_size"):
+        resolve_config("pretrain", overrides={"queue_size": 100, "batch_size": 64}, check_paths=False)
+    with pytest.raises(ValueError, match="pretrained must name an existing checkpoint"):
+        resolve_config("probe", "cpu-demo")
+    with pytest.raises(ValueError, match=r"config file .* does not exist"):
+        resolve_config("pretrain", config_file=tmp_path / "missing.yaml")

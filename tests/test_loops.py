@@ -1,0 +1,236 @@
+"""The reference loops end to end on a tiny built-in dataset: pretrain, resume, NaN, probe, finetune,
+retrieve, HMDB51, two processes, the command line and the demo."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from fame_aug.cli import main
+from fame_aug.contrib.moco import finetune, pretrain, probe, resolve_config, retrieve
+from fame_aug.contrib.moco.checkpoint import load_checkpoint
+from fame_aug.contrib.moco.moco import MoCo
+from fame_aug.contrib.moco.retrieve import recall_at_k
+from fame_aug.data import BackgroundBiasConfig, make_background_bias_dataset
+
+probe_module = importlib.import_module("fame_aug.contrib.moco.probe")  # the module, not the function
+
+TINY = {
+    "frame_size": [32, 32],
+    "crop_size": 28,
+    "num_frames": 8,
+    "stride": 2,
+    "batch_size": 8,
+    "backbone_width": 8,
+    "eval_clips": 2,
+    "eval_batch_size": 4,
+    "workers": 0,
+    "epochs": 2,
+    "deterministic": True,
+}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("loops") / "data"
+    make_background_bias_dataset(
+        root, BackgroundBiasConfig(classes=3, train_per_class=6, test_per_class=3, frames=20, size=32)
+    )
+    return root
+
+
+def flags(values: dict[str, Any]) -> list[str]:
+    """Command-line flags for config values."""
+    args: list[str] = []
+    for key, value in values.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        else:
+            args += [flag, *(map(str, value) if isinstance(value, list) else [str(value)])]
+    return args
+
+
+def config(command: str, data_root: Path, out: Path, **values: Any) -> Any:
+    extra = {"queue_size": 64} if command == "pretrain" else {}
+    return resolve_config(
+        command, "cpu-demo", overrides={**TINY, **extra, "data_root": str(data_root), "out": str(out), **values}
+    )
+
+
+@pytest.fixture(scope="module")
+def pretrained(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pretrained")
+    pretrain(config("pretrain", data_root, out))
+    return out / "checkpoint.pt"
+
+
+def model_state(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+class TestPretrain:
+    def test_run_folder(self, pretrained: Path) -> None:
+        folder = pretrained.parent
+        state = load_checkpoint(pretrained)  # weights_only=True
+        assert state["epoch"] == 2 and state["step"] == 2 * 3  # 18 videos, batch 8: 3 steps, the last ragged
+        assert {"model", "optimizer", "rng", "config", "dataset_rng"} <= set(state)
+        lines = (folder / "metrics.csv").read_text().splitlines()
+        assert lines[0].startswith("epoch,loss,accuracy,lr,clips_per_s") and len(lines) == 3
+        assert (folder / "config.json").is_file()
+
+    @pytest.mark.parametrize("workers", [0, 2])
+    def test_resume_is_exact(self, data_root: Path, tmp_path: Path, workers: int) -> None:
+        whole = tmp_path / "whole"
+        pretrain(config("pretrain", data_root, whole, epochs=3, workers=workers))
+        parts = tmp_path / "parts"
+        pretrain(config("pretrain", data_root, parts, epochs=1, workers=workers))
+        pretrain(config("pretrain", data_root, parts, epochs=3, workers=workers, resume=True))
+        assert_same_state(model_state(whole / "checkpoint.pt"), model_state(parts / "checkpoint.pt"))
+        assert len((parts / "metrics.csv").read_text().splitlines()) == 4
+
+    def test_interrupted_mid_epoch_loses_at_most_that_epoch(
+        self, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        whole = tmp_path / "whole"
+        pretrain(config("pretrain", data_root, whole))
+        calls = {"n": 0}
+        original = MoCo.forward
+
+        def crash_in_epoch_two(self: MoCo, *args: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 5:  # epoch 2, step 2
+                raise KeyboardInterrupt
+            return original(self, *args)
+
+        monkeypatch.setattr(MoCo, "forward", crash_in_epoch_two)
+        with pytest.raises(KeyboardInterrupt):
+            pretrain(config("pretrain", data_root, tmp_path / "cut"))
+        assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["epoch"] == 1
+        monkeypatch.setattr(MoCo, "forward", original)
+        pretrain(config("pretrain", data_root, tmp_path / "cut", resume=True))
+        assert_same_state(model_state(whole / "checkpoint.pt"), model_state(tmp_path / "cut" / "checkpoint.pt"))
+
+    def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
+        self, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        calls = {"n": 0}
+        original = MoCo.forward
+
+        def nan_in_epoch_two(self: MoCo, *args: Any) -> dict[str, torch.Tensor]:
+            out = original(self, *args)
+            calls["n"] += 1
+            if calls["n"] >= 4:
+                out["loss"] = out["loss"] * float("nan")
+            return out
+
+        monkeypatch.setattr(MoCo, "forward", nan_in_epoch_two)
+        out = tmp_path / "nan"
+        args = [
+            "pretrain",
+            "--preset",
+            "cpu-demo",
+            *flags({**TINY, "data_root": data_root, "out": out, "queue_size": 64}),
+        ]
+        assert main(args) == 3
+        assert "the loss became nan at epoch 2" in capsys.readouterr().err
+        assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+
+    def test_refuses_to_overwrite_a_run(self, pretrained: Path) -> None:
+        with pytest.raises(ValueError, match="exists: pass --resume"):
+            pretrain(config("pretrain", pretrained.parent.parent / "unused", pretrained.parent))
+
+
+class TestEvaluation:
+    def test_probe_freezes_the_backbone(
+        self, data_root: Path, pretrained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        loaded: list[torch.nn.Module] = []
+        original = probe_module.load_frozen_backbone
+
+        def keep(config: Any) -> torch.nn.Module:
+            loaded.append(original(config))
+            return loaded[-1]
+
+        monkeypatch.setattr(probe_module, "load_frozen_backbone", keep)
+        result = probe(config("probe", data_root, tmp_path / "probe", pretrained=str(pretrained), epochs=2))
+        fresh = original(config("probe", data_root, tmp_path / "unused", pretrained=str(pretrained)))
+        after = loaded[0].state_dict()
+        for key, value in fresh.state_dict().items():  # weights and batch-norm statistics alike
+            assert torch.equal(after[key], value), key
+        assert 0.0 <= result["top1"] <= 1.0 and result["test_videos"] == 9
+
+    def test_finetune(self, data_root: Path, pretrained: Path, tmp_path: Path) -> None:
+        result = finetune(config("finetune", data_root, tmp_path / "ft", pretrained=str(pretrained), epochs=1))
+        assert result["test_videos"] == 9 and 0 <= result["top1"] <= result["top5"] <= 1
+        assert (tmp_path / "ft" / "results.json").is_file()
+
+    def test_finetune_on_hmdb51(self, data_root: Path, tmp_path: Path) -> None:
+        root = tmp_path / "hmdb"
+        for video in (data_root / "videos").rglob("*.avi"):
+            target = root / video.parent.name / video.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(video, target)
+        for folder in root.iterdir():
+            names = sorted(p.name for p in folder.iterdir())
+            lines = [f"{name} {1 if i % 3 else 2}" for i, name in enumerate(names)]
+            (root / f"{folder.name}_test_split1.txt").write_text("\n".join(lines) + "\n")
+        result = finetune(config("finetune", root, tmp_path / "ft", dataset="hmdb51", epochs=1))
+        assert result["test_videos"] == 9
+
+    def test_recall_at_k(self) -> None:
+        gallery = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
+        labels = torch.tensor([0, 1, 2])
+        queries = torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.0, -1.0]])
+        recalls = recall_at_k(queries, torch.tensor([0, 2, 1]), gallery, labels, [1, 2, 5])
+        assert recalls == pytest.approx({1: 1 / 3, 2: 2 / 3, 5: 1.0})
+
+    def test_retrieve_counts_every_query(self, data_root: Path, pretrained: Path, tmp_path: Path) -> None:
+        result = retrieve(config("retrieve", data_root, tmp_path / "rt", pretrained=str(pretrained)))
+        assert result["queries"] == 9 and result["gallery"] == 18
+        assert set(result["raw"]) == {"R@1", "R@5", "R@10", "R@20", "R@50"} and result["raw"]["R@50"] == 1.0
+
+
+def test_two_process_gloo_pretraining(data_root: Path, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
+    command += ["-m", "fame_aug.cli", "pretrain", "--preset", "cpu-demo"]
+    command += flags({**TINY, "data_root": data_root, "out": out, "epochs": 1, "queue_size": 64})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["epoch"] == 1 and state["step"] == 3  # 18 videos, 9 per process in batches of 4, 4, 1
+    assert int(state["model"]["queue_ptr"]) == 2 * (8 + 8 + 2)  # both views of every step's global batch
+
+
+def test_command_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["pretrain", "--preset", "nope"]) == 2
+    assert "unknown preset 'nope'" in capsys.readouterr().err
+    assert main(["pretrain", "--preset", "ucf101", "--data-root", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_demo_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--quick"]) == 0
+    printed = capsys.readouterr().out
+    assert "| FAME |" in printed and "| baseline (no FAME) |" in printed
+    assert (tmp_path / "demo" / "fame_masks.png").is_file()
