@@ -18,19 +18,9 @@ def run_script(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, check=True, cwd=ROOT)
 
 
-def test_demo_writes_the_figure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "demo.png"
-    assert main(["demo", "--out", str(out), "--clips", "2", "--frames", "8", "--size", "64"]) == 0
-    image = cv2.imread(str(out))
-    assert image.shape == (6 * (64 + 14), 8 * 64 + 7 * 2, 3)
-    assert image.std() > 20  # not blank
-    printed = capsys.readouterr().out
-    assert "of the moving object's pixels" in printed and "wrote" in printed
-
-
-def test_demo_bad_argument(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--beta", "1.5", "--out", "unused.png"]) == 2
-    assert "beta must lie strictly between 0 and 1" in capsys.readouterr().err
+def test_bad_argument_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["make-synthetic", str(tmp_path / "x"), "--bias", "1.5"]) == 2
+    assert "bias must lie in [0, 1]" in capsys.readouterr().err
 
 
 def test_drop_in_example() -> None:

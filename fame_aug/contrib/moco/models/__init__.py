@@ -28,6 +28,7 @@ def create_backbone(name: str, num_classes: int = 0, dropout: float = 0.0, **kwa
         **kwargs: extra arguments of the builder (``width`` for ``r3d_small``).
 
     Example:
+        >>> import torch
         >>> model = create_backbone("r3d_small", width=8)
         >>> model(torch.rand(2, 3, 8, 32, 32)).shape, model.num_features
         (torch.Size([2, 64]), 64)
