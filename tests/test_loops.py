@@ -234,3 +234,11 @@ def test_demo_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     printed = capsys.readouterr().out
     assert "| FAME |" in printed and "| baseline (no FAME) |" in printed
     assert (tmp_path / "demo" / "fame_masks.png").is_file()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_pretrain_and_probe_on_cuda(data_root: Path, tmp_path: Path) -> None:
+    trained = pretrain(config("pretrain", data_root, tmp_path / "pt", device="cuda", amp=True, deterministic=False))
+    assert trained["step"] == 6 and torch.isfinite(torch.tensor(trained["loss"]))
+    result = probe(config("probe", data_root, tmp_path / "pr", device="cuda", pretrained=trained["checkpoint"]))
+    assert result["test_videos"] == 9

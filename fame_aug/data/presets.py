@@ -115,13 +115,17 @@ class TwoViewAugmentation(nn.Module):
         return self.query(clips[:, 0]), self.key(clips[:, 1])
 
 
-def _crop_flip(crop_size: int) -> K.VideoSequential:
-    return K.VideoSequential(
-        K.RandomResizedCrop((crop_size, crop_size), scale=(0.2, 1.0)),
-        K.RandomHorizontalFlip(p=0.5),
-        data_format="BCTHW",
-        same_on_frame=True,
-    )
+def _crop_flip(crop_size: int, scale: tuple[float, float], flip: bool) -> K.VideoSequential:
+    steps: list[nn.Module] = [K.RandomResizedCrop((crop_size, crop_size), scale=scale)]
+    if flip:
+        steps.append(K.RandomHorizontalFlip(p=0.5))
+    return K.VideoSequential(*steps, data_format="BCTHW", same_on_frame=True)
+
+
+def _check_scale(scale: tuple[float, float]) -> tuple[float, float]:
+    if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
+        raise ValueError(f"scale must be (min, max) crop areas with 0 < min <= max <= 1, got {scale!r}")
+    return (float(scale[0]), float(scale[1]))
 
 
 def _colour(crop_size: int) -> K.VideoSequential:
@@ -135,35 +139,40 @@ def _colour(crop_size: int) -> K.VideoSequential:
     )
 
 
-def pretrain(crop_size: int = 112, fame: FAME | bool = True) -> TwoViewAugmentation:
+def pretrain(
+    crop_size: int = 112, fame: FAME | bool = True, scale: tuple[float, float] = (0.2, 1.0), flip: bool = True
+) -> TwoViewAugmentation:
     """The pretraining pipeline: two views, FAME on the query view only.
 
     Args:
         crop_size: output side (112 for R(2+1)D-18, 224 for I3D).
         fame: ``True`` for ``FAME()`` (published settings), a configured :class:`FAME`, or
             ``False`` for the baseline without FAME.
+        scale: range of the crop's share of the frame area (published: 0.2 to 1).
+        flip: random horizontal flips (published: yes). Turn them off when left and right
+            matter to the classes, as in the built-in background-bias dataset.
     """
-    crop_size = _check_crop(crop_size)
+    crop_size, scale = _check_crop(crop_size), _check_scale(scale)
     if fame is True:
         fame = FAME()
     elif fame is False:
         fame = None
     elif not isinstance(fame, FAME):
         raise TypeError(f"fame must be a bool or a FAME module, got {type(fame).__name__}")
-    query = ClipAugmentation(_crop_flip(crop_size), fame, _colour(crop_size))
-    key = ClipAugmentation(_crop_flip(crop_size), None, _colour(crop_size))
+    query = ClipAugmentation(_crop_flip(crop_size, scale, flip), fame, _colour(crop_size))
+    key = ClipAugmentation(_crop_flip(crop_size, scale, flip), None, _colour(crop_size))
     return TwoViewAugmentation(query, key)
 
 
-def finetune(crop_size: int = 112) -> ClipAugmentation:
-    """Supervised fine-tuning: crop, flip, grayscale, colour jitter, blur."""
-    crop_size = _check_crop(crop_size)
-    return ClipAugmentation(_crop_flip(crop_size), None, _colour(crop_size))
+def finetune(crop_size: int = 112, scale: tuple[float, float] = (0.2, 1.0), flip: bool = True) -> ClipAugmentation:
+    """Supervised fine-tuning: crop, flip, grayscale, colour jitter, blur (``scale``, ``flip``: see ``pretrain``)."""
+    crop_size, scale = _check_crop(crop_size), _check_scale(scale)
+    return ClipAugmentation(_crop_flip(crop_size, scale, flip), None, _colour(crop_size))
 
 
-def probe(crop_size: int = 112) -> ClipAugmentation:
+def probe(crop_size: int = 112, scale: tuple[float, float] = (0.2, 1.0), flip: bool = True) -> ClipAugmentation:
     """Linear probe: crop and flip only (then the same normalisation as evaluation)."""
-    return ClipAugmentation(_crop_flip(_check_crop(crop_size)))
+    return ClipAugmentation(_crop_flip(_check_crop(crop_size), _check_scale(scale), flip))
 
 
 def eval(crop_size: int = 112) -> ClipAugmentation:

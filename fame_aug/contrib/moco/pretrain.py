@@ -56,7 +56,9 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     data = build_dataset(config, train=True, sampler=pretrain_sampler(config.num_frames, config.stride))
     loader = build_loader(data, config, world, train=True)
     fame = FAME(beta=config.fame_beta, mode=config.fame_mode, p=config.fame_p) if config.fame else False
-    augment = presets.pretrain(config.crop_size, fame=fame).to(world.device)
+    augment = presets.pretrain(config.crop_size, fame=fame, scale=tuple(config.crop_scale), flip=config.flip).to(
+        world.device
+    )
 
     model: nn.Module = build_moco(config).to(world.device)
     if world.distributed:

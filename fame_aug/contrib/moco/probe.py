@@ -73,7 +73,7 @@ def probe(config: ProbeConfig) -> dict[str, Any]:
     run = RunFolder(config, world)
     data = build_dataset(config, train=True, sampler=finetune_sampler(config.num_frames, config.stride))
     loader = build_loader(data, config, world, train=True)
-    augment = presets.probe(config.crop_size).to(world.device)
+    augment = presets.probe(config.crop_size, scale=tuple(config.crop_scale), flip=config.flip).to(world.device)
 
     model: nn.Module = LinearProbe(load_frozen_backbone(config), len(data.classes)).to(world.device)
     if world.distributed:
