@@ -1,10 +1,12 @@
-"""Draw FAME masks under the frames of real clips, like Figure 1 of the FAME supplementary.
+"""Draw FAME masks under the frames of clips, like Figure 1 of the FAME supplementary.
 
 Run: python examples/show_masks.py VIDEO [VIDEO ...] --out masks.png [--mode motion] [--beta 0.5]
+ or: python examples/show_masks.py --synthetic 3 --out masks.png   (generated moving objects)
 
-Each clip is cut as in the paper's training (16 frames at stride 2), centre-cropped to a
-square and resized to --size. FAME's mask depends on the clip only, so one clip is enough;
-with several, the figure also shows each clip merged onto the next one's background.
+Each video clip is cut as in the paper's training (16 frames at stride 2), centre-cropped to a
+square and resized to --size. FAME's mask depends on the clip only, so one clip is enough; with
+several, the figure also shows each clip merged onto the next one's background. For generated
+clips, where the object is known, it prints how much of each object the mask keeps.
 """
 
 import argparse
@@ -14,30 +16,43 @@ import numpy as np
 import torch
 
 from fame_aug import foreground_mask, merge
-from fame_aug.data import read_clip, to_float_clips
+from fame_aug.data import moving_object_clips, read_clip, to_float_clips
 from fame_aug.visualize import mask_figure, write_png
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("videos", nargs="+", type=Path)
+    parser.add_argument("videos", nargs="*", type=Path)
+    parser.add_argument("--synthetic", type=int, default=0, help="draw this many generated clips instead")
     parser.add_argument("--out", type=Path, default=Path("masks.png"))
     parser.add_argument("--mode", default="official", choices=["official", "motion"])
     parser.add_argument("--beta", type=float, default=0.5)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--start", type=int, default=0, help="first frame of each clip")
+    parser.add_argument("--frames", type=int, default=8, help="frames shown per row")
     parser.add_argument("--style", default="binary", choices=["binary", "overlay"], help="how the mask row looks")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if bool(args.videos) == bool(args.synthetic):
+        parser.error("give video files or --synthetic N (not both)")
 
-    clips = np.stack([read_clip(path, start=args.start, size=args.size) for path in args.videos])
+    if args.synthetic:
+        clips, objects = moving_object_clips(args.synthetic, 16, args.size, seed=args.seed)
+        names = [f"clip {n}" for n in range(args.synthetic)]
+    else:
+        clips = np.stack([read_clip(path, start=args.start, size=args.size) for path in args.videos])
+        objects, names = None, [p.stem[:24] for p in args.videos]
     video = to_float_clips(clips)
     mask = foreground_mask(video, beta=args.beta, mode=args.mode)
+    if objects is not None:
+        swept = torch.from_numpy(objects.any(axis=1))
+        for name, kept in zip(names, ((mask & swept).sum((1, 2)) / swept.sum((1, 2))).tolist(), strict=True):
+            print(f"{name}: the {args.mode} mask keeps {kept:.0%} of the moving object's pixels")
     merged = None
     if len(clips) > 1:  # clip b on the background of clip b + 1
         pairs = torch.arange(1, len(clips) + 1) % len(clips)
-        merged_video = merge(video, mask, pairs)
-        merged = (merged_video.permute(0, 2, 3, 4, 1) * 255).round().to(torch.uint8).numpy()
-    figure = mask_figure(clips, mask.numpy(), merged, style=args.style, names=[p.stem[:24] for p in args.videos])
+        merged = (merge(video, mask, pairs).permute(0, 2, 3, 4, 1) * 255).round().to(torch.uint8).numpy()
+    figure = mask_figure(clips, mask.numpy(), merged, num_frames=args.frames, style=args.style, names=names)
     print(f"wrote {write_png(args.out, figure)}")
 
 

@@ -35,6 +35,13 @@ def test_show_masks_example(tmp_path: Path) -> None:
     assert cv2.imread(str(out)).shape[0] == 2 * 3 * (64 + 14)
 
 
+def test_show_masks_on_generated_clips(tmp_path: Path) -> None:
+    out = tmp_path / "synthetic.png"
+    result = run_script(ROOT / "examples" / "show_masks.py", "--synthetic", "2", "--size", "48", "--out", out)
+    assert result.stdout.count("of the moving object's pixels") == 2
+    assert cv2.imread(str(out)).shape[0] == 2 * 3 * (48 + 14)
+
+
 def test_bench_fame_runs(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     args = ["--device", "cpu", "--batch", "2", "--size", "32", "--rounds", "1", "--warmup", "0", "--json", out]
