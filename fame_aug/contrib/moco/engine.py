@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -39,11 +40,18 @@ __all__ = [
     "Progress",
     "RunFolder",
     "TrainingDiverged",
+    "autocast",
+    "begin_epoch",
     "build_dataset",
     "build_loader",
+    "checked_loss",
     "clip_outputs",
     "lr_at",
+    "resume_into",
+    "save_if_due",
     "seed_everything",
+    "train_classifier",
+    "wrap_distributed",
 ]
 
 
@@ -214,11 +222,146 @@ class RunFolder:
         return path
 
 
-def restore_run_state(state: dict[str, Any], dataset: VideoClipDataset) -> None:
-    """Random states of a checkpoint: global generators and the dataset's clip sampler."""
+def wrap_distributed(model: nn.Module, world: World) -> nn.Module:
+    """``model`` in DistributedDataParallel when there are several processes."""
+    if not world.distributed:
+        return model
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[world.device] if world.device.type == "cuda" else None
+    )
+
+
+def autocast(config: RunConfig, world: World) -> torch.autocast:
+    """bfloat16 autocast for the network when ``config.amp`` is set on CUDA; a no-op otherwise."""
+    return torch.autocast(world.device.type, dtype=torch.bfloat16, enabled=config.amp and world.device.type == "cuda")
+
+
+def resume_into(
+    run: RunFolder, trained: nn.Module, optimizer: torch.optim.Optimizer, dataset: VideoClipDataset
+) -> tuple[int, int]:
+    """Load the run's checkpoint into ``trained`` and ``optimizer`` and restore every random state.
+
+    Returns:
+        ``(epoch, step)`` to continue from; ``(0, 0)`` for a new run.
+    """
+    state = run.resume()
+    if state is None:
+        return 0, 0
+    trained.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
     restore_rng_state(state["rng"])
     if state.get("dataset_rng") is not None:
         dataset.generator().bit_generator.state = state["dataset_rng"]
+    return state["epoch"], state["step"]
+
+
+def begin_epoch(optimizer: torch.optim.Optimizer, loader: DataLoader, epoch: int, config: RunConfig) -> float:
+    """Set the epoch's learning rate (and the distributed sampler's epoch); returns the rate."""
+    lr = lr_at(epoch, config)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+    return lr
+
+
+def checked_loss(loss: torch.Tensor, epoch: int, index: int, run: RunFolder) -> float:
+    """The loss as a float; stops the run with :class:`TrainingDiverged` if it is NaN or infinite."""
+    value = loss.item()
+    if not math.isfinite(value):
+        raise TrainingDiverged(
+            f"the loss became {value} at epoch {epoch + 1}, step {index}; stopped. "
+            f"The last good checkpoint is kept at {run.checkpoint}"
+        )
+    return value
+
+
+def save_if_due(
+    run: RunFolder,
+    config: RunConfig,
+    epoch: int,
+    step: int,
+    trained: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    dataset: VideoClipDataset,
+    **extra: Any,
+) -> None:
+    """Checkpoint after ``epoch`` every ``save_every`` epochs and after the last one."""
+    if (epoch + 1) % config.save_every and epoch + 1 != config.epochs:
+        return
+    sampler_state = dataset.generator().bit_generator.state if config.workers == 0 else None
+    run.save(
+        {
+            "model": trained.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": epoch + 1,
+            "step": step,
+            "dataset_rng": sampler_state,  # with workers, their seeds follow torch's generator
+            **extra,
+        }
+    )
+
+
+def train_classifier(
+    model: nn.Module,
+    trained: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    dataset: VideoClipDataset,
+    augment: ClipAugmentation,
+    config: RunConfig,
+    world: World,
+    run: RunFolder,
+    label: str,
+) -> dict[str, float]:
+    """The supervised epochs of fine-tuning and of the linear probe (cross-entropy on one clip per video).
+
+    Args:
+        model: the network called on clips (possibly wrapped for distributed training).
+        trained: the part whose weights are checkpointed (the whole model, or the probe's classifier).
+        optimizer: its optimiser.
+        dataset: training videos.
+        augment: the clip augmentation.
+        config: the run's configuration.
+        world: this process.
+        run: the run folder.
+        label: name shown in the progress bar.
+
+    Returns:
+        The last epoch's metrics.
+    """
+    loader = build_loader(dataset, config, world, train=True)
+    start_epoch, step = resume_into(run, trained, optimizer, dataset)
+    metrics: dict[str, float] = {}
+    for epoch in range(start_epoch, config.epochs):
+        lr = begin_epoch(optimizer, loader, epoch, config)
+        model.train()
+        progress = Progress(len(loader), f"{label} {epoch + 1}/{config.epochs}", world)
+        began, total_loss, correct, seen = time.perf_counter(), 0.0, 0, 0
+        for index, (clips, labels, _) in enumerate(loader, 1):
+            video = augment(clips[:, 0].to(world.device, non_blocking=True))
+            labels = labels.to(world.device, non_blocking=True)
+            with autocast(config, world):
+                logits = model(video)
+            loss = F.cross_entropy(logits.float(), labels)
+            loss_value = checked_loss(loss, epoch, index, run)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            total_loss += loss_value
+            correct += int((logits.argmax(dim=1) == labels).sum())
+            seen += labels.shape[0]
+            progress.update(index, clips.shape[0], loss=loss_value, lr=lr)
+        metrics = {
+            "loss": total_loss / len(loader),
+            "train_top1": correct / max(seen, 1),
+            "lr": lr,
+            "clips_per_s": progress.clips_per_second * world.size,
+            "seconds": time.perf_counter() - began,
+        }
+        run.log_epoch(epoch, metrics)
+        save_if_due(run, config, epoch, step, trained, optimizer, dataset, classes=dataset.classes)
+    return metrics
 
 
 @torch.no_grad()
@@ -245,9 +388,7 @@ def clip_outputs(
     seen = torch.zeros(len(dataset), dtype=torch.bool, device=world.device)
     for index, (clips, _, videos) in enumerate(loader, 1):
         clips = clips.to(world.device, non_blocking=True)
-        with torch.autocast(
-            world.device.type, dtype=torch.bfloat16, enabled=config.amp and world.device.type == "cuda"
-        ):
+        with autocast(config, world):
             out = forward(augment(clips).flatten(0, 1)).float()
         per_video = out.view(clips.shape[0], clips.shape[1], -1).mean(dim=1)
         videos = videos.to(world.device)
@@ -275,8 +416,3 @@ def all_gather_padded(values: torch.Tensor, indices: torch.Tensor) -> tuple[torc
     gathered, gathered_indices = all_gather_no_grad(padded), all_gather_no_grad(padded_indices)
     keep = gathered_indices >= 0
     return gathered[keep], gathered_indices[keep]
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside DistributedDataParallel, or the module itself."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

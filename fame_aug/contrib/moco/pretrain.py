@@ -14,13 +14,15 @@ from fame_aug.contrib.moco.distributed import init_world
 from fame_aug.contrib.moco.engine import (
     Progress,
     RunFolder,
-    TrainingDiverged,
+    autocast,
+    begin_epoch,
     build_dataset,
     build_loader,
-    lr_at,
-    restore_run_state,
+    checked_loss,
+    resume_into,
+    save_if_due,
     seed_everything,
-    unwrap,
+    wrap_distributed,
 )
 from fame_aug.contrib.moco.moco import MoCo
 from fame_aug.contrib.moco.models import create_backbone
@@ -56,58 +58,35 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     data = build_dataset(config, train=True, sampler=pretrain_sampler(config.num_frames, config.stride))
     loader = build_loader(data, config, world, train=True)
     fame = FAME(beta=config.fame_beta, mode=config.fame_mode, p=config.fame_p) if config.fame else False
-    augment = presets.pretrain(config.crop_size, fame=fame, scale=tuple(config.crop_scale), flip=config.flip).to(
-        world.device
-    )
+    augment = presets.pretrain(config.crop_size, fame=fame, scale=tuple(config.crop_scale), flip=config.flip)
+    augment = augment.to(world.device)
 
-    model: nn.Module = build_moco(config).to(world.device)
-    if world.distributed:
-        if config.bn == "sync":
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[world.device] if world.device.type == "cuda" else None
-        )
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    moco = build_moco(config).to(world.device)
+    if world.distributed and config.bn == "sync":
+        moco = nn.SyncBatchNorm.convert_sync_batchnorm(moco)
+    model = wrap_distributed(moco, world)
+    trainable = [p for p in moco.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-
-    start_epoch, step = 0, 0
-    if (state := run.resume()) is not None:
-        unwrap(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, step = state["epoch"], state["step"]
-        restore_run_state(state, data)
+    start_epoch, step = resume_into(run, moco, optimizer, data)
 
     metrics: dict[str, float] = {}
     for epoch in range(start_epoch, config.epochs):
-        lr = lr_at(epoch, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        if world.distributed:
-            loader.sampler.set_epoch(epoch)  # type: ignore[union-attr]
+        lr = begin_epoch(optimizer, loader, epoch, config)
         model.train()
         progress = Progress(len(loader), f"pretrain {epoch + 1}/{config.epochs}", world)
         began, total_loss, total_accuracy = time.perf_counter(), 0.0, 0.0
         for index, (clips, _, _) in enumerate(loader, 1):
-            query, key = augment(clips.to(world.device, non_blocking=True))
-            with torch.autocast(
-                world.device.type, dtype=torch.bfloat16, enabled=config.amp and world.device.type == "cuda"
-            ):
-                out = model(query, key)
-            loss = out["loss"]
-            loss_value = loss.item()
-            if not torch.isfinite(loss).item():
-                raise TrainingDiverged(
-                    f"the loss became {loss_value} at epoch {epoch + 1}, step {index}; stopped. "
-                    f"The last good checkpoint is kept at {run.checkpoint}"
-                )
+            query, key = augment(clips.to(world.device, non_blocking=True))  # FAME acts on the query view
+            with autocast(config, world):
+                out = model(query, key)  # symmetric MoCo loss; both key batches are enqueued
+            loss_value = checked_loss(out["loss"], epoch, index, run)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            out["loss"].backward()
             optimizer.step()
             step += 1
             total_loss += loss_value
             total_accuracy += out["accuracy"].item()
             progress.update(index, clips.shape[0] * clips.shape[1], loss=loss_value, lr=lr)
-
         metrics = {
             "loss": total_loss / len(loader),
             "accuracy": total_accuracy / len(loader),
@@ -117,14 +96,5 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
             "bad_videos": data.num_bad,
         }
         run.log_epoch(epoch, metrics)
-        if (epoch + 1) % config.save_every == 0 or epoch + 1 == config.epochs:
-            run.save(
-                {
-                    "model": unwrap(model).state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "epoch": epoch + 1,
-                    "step": step,
-                    "dataset_rng": data.generator().bit_generator.state if config.workers == 0 else None,
-                }
-            )
+        save_if_due(run, config, epoch, step, moco, optimizer, data)
     return {"run": str(run.path), "checkpoint": str(run.checkpoint), "epochs": config.epochs, "step": step, **metrics}
