@@ -13,11 +13,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from fame_aug import foreground_mask, merge
-from fame_aug.data import moving_object_clips, read_clip, to_float_clips
-from fame_aug.visualize import mask_figure, write_png
+from fame_aug.data import moving_object_clips, read_clip
+from fame_aug.visualize import masks_figure, write_png
 
 
 def main() -> None:
@@ -42,18 +40,12 @@ def main() -> None:
     else:
         clips = np.stack([read_clip(path, start=args.start, size=args.size) for path in args.videos])
         objects, names = None, [p.stem[:24] for p in args.videos]
-    video = to_float_clips(clips)
-    mask = foreground_mask(video, beta=args.beta, mode=args.mode)
+    image, mask = masks_figure(clips, args.mode, args.beta, num_frames=args.frames, style=args.style, names=names)
     if objects is not None:
-        swept = torch.from_numpy(objects.any(axis=1))
-        for name, kept in zip(names, ((mask & swept).sum((1, 2)) / swept.sum((1, 2))).tolist(), strict=True):
+        swept = objects.any(axis=1)
+        for name, kept in zip(names, (mask & swept).sum(axis=(1, 2)) / swept.sum(axis=(1, 2)), strict=True):
             print(f"{name}: the {args.mode} mask keeps {kept:.0%} of the moving object's pixels")
-    merged = None
-    if len(clips) > 1:  # clip b on the background of clip b + 1
-        pairs = torch.arange(1, len(clips) + 1) % len(clips)
-        merged = (merge(video, mask, pairs).permute(0, 2, 3, 4, 1) * 255).round().to(torch.uint8).numpy()
-    figure = mask_figure(clips, mask.numpy(), merged, num_frames=args.frames, style=args.style, names=names)
-    print(f"wrote {write_png(args.out, figure)}")
+    print(f"wrote {write_png(args.out, image)}")
 
 
 if __name__ == "__main__":

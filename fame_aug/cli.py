@@ -77,6 +77,32 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _visualize(args: argparse.Namespace) -> int:
+    """Draw one of the three figures and write it as PNG."""
+    from fame_aug.visualize import video_masks_figure, write_png
+
+    if args.figure == "masks":
+        image, masks = video_masks_figure(
+            args.videos, size=args.size, start=args.start, mode=args.mode, beta=args.beta, num_frames=args.frames
+        )
+        print(f"FAME masks ({args.mode}, beta {args.beta}): {masks.mean(axis=(1, 2)).round(3).tolist()} of each frame")
+    elif args.figure == "cam":
+        from fame_aug.visualize.cam import cam_figure
+
+        checkpoints = [args.checkpoint] + ([args.compare] if args.compare else [])
+        image = cam_figure(checkpoints, args.videos, num_frames=args.frames)
+    else:
+        from fame_aug.visualize.retrieval import retrieval_config, retrieval_figure
+
+        config = retrieval_config(
+            args.checkpoint, data_root=args.data_root, dataset=args.dataset, split_dir=args.split_dir, device="cpu"
+        )
+        image, recall = retrieval_figure(config, args.gallery, args.queries, k=args.k, num_queries=args.num_queries)
+        print(f"recall@{args.k} over the {args.num_queries} queries shown: {recall:.0%}")
+    print(f"wrote {write_png(args.out, image)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every ``fame-aug`` command."""
     from fame_aug.contrib.moco.config import add_config_arguments
@@ -113,6 +139,32 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--codec", choices=("ffv1", "mjpg"), default=defaults.codec)
     synth.add_argument("--overwrite", action="store_true", help="replace a dataset made here before")
     synth.set_defaults(run=_make_synthetic)
+
+    visualize = commands.add_parser("visualize", help="draw FAME masks, class activation maps or retrieval results")
+    figures = visualize.add_subparsers(dest="figure", required=True)
+    masks = figures.add_parser("masks", help="frames, FAME masks and merged clips of video files (Figure 1)")
+    masks.add_argument("videos", nargs="+", type=Path)
+    masks.add_argument("--mode", choices=("official", "motion"), default="official")
+    masks.add_argument("--beta", type=float, default=0.5)
+    masks.add_argument("--size", type=int, default=112, help="clip side after the centre crop")
+    masks.add_argument("--start", type=int, default=0, help="first frame of each clip (16 frames at stride 2)")
+    cam = figures.add_parser("cam", help="class activation maps of a fine-tuned model (Figure 2)")
+    cam.add_argument("checkpoint", type=Path, help="a fame-aug finetune checkpoint")
+    cam.add_argument("videos", nargs="+", type=Path)
+    cam.add_argument("--compare", type=Path, help="a second checkpoint, drawn in the row below")
+    retrieval = figures.add_parser("retrieval", help="queries and their nearest training videos (Figure 3)")
+    retrieval.add_argument("checkpoint", type=Path, help="a fame-aug pretrain (or any backbone) checkpoint")
+    retrieval.add_argument("--gallery", default="train", help="'train', 'test' or a list file (default train)")
+    retrieval.add_argument("--queries", default="test", help="'train', 'test' or a list file (default test)")
+    retrieval.add_argument("-k", type=int, default=3, help="neighbours per query")
+    retrieval.add_argument("--num-queries", type=int, default=6)
+    retrieval.add_argument("--data-root", help="dataset root (default: the checkpoint's)")
+    retrieval.add_argument("--dataset", help="dataset kind (default: the checkpoint's)")
+    retrieval.add_argument("--split-dir", help="split files folder (default: the checkpoint's)")
+    for sub in (masks, cam, retrieval):
+        sub.add_argument("--out", type=Path, required=True, help="PNG to write")
+        sub.add_argument("--frames", type=int, default=8, help="frames per row")
+        sub.set_defaults(run=_visualize)
 
     helps = {
         "pretrain": "MoCo pretraining with FAME on the query view",

@@ -32,14 +32,14 @@ def test_show_masks_example(tmp_path: Path) -> None:
     videos = [require(VIDEOS / "basketball.mp4"), VIDEOS / "v_SoccerJuggling_g23_c01.avi"]
     out = tmp_path / "masks.png"
     run_script(ROOT / "examples" / "show_masks.py", *videos, "--out", out, "--size", "64")
-    assert cv2.imread(str(out)).shape[0] == 2 * 3 * (64 + 14)
+    assert cv2.imread(str(out)).shape[0] == 2 * 3 * (128 + 14)  # 64-pixel clips drawn twice as large
 
 
 def test_show_masks_on_generated_clips(tmp_path: Path) -> None:
     out = tmp_path / "synthetic.png"
     result = run_script(ROOT / "examples" / "show_masks.py", "--synthetic", "2", "--size", "48", "--out", out)
     assert result.stdout.count("of the moving object's pixels") == 2
-    assert cv2.imread(str(out)).shape[0] == 2 * 3 * (48 + 14)
+    assert cv2.imread(str(out)).shape[0] == 2 * 3 * (96 + 14)
 
 
 def test_bench_fame_runs(tmp_path: Path) -> None:

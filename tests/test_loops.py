@@ -14,57 +14,23 @@ from typing import Any
 
 import pytest
 import torch
+from tiny_runs import TINY, flags, make_tiny_dataset, tiny_config
 
 from fame_aug.cli import main
-from fame_aug.contrib.moco import finetune, pretrain, probe, resolve_config, retrieve
+from fame_aug.contrib.moco import finetune, pretrain, probe, retrieve
 from fame_aug.contrib.moco.checkpoint import load_checkpoint
 from fame_aug.contrib.moco.moco import MoCo
 from fame_aug.contrib.moco.retrieve import recall_at_k
-from fame_aug.data import BackgroundBiasConfig, make_background_bias_dataset
 
 probe_module = importlib.import_module("fame_aug.contrib.moco.probe")  # the module, not the function
-
-TINY = {
-    "frame_size": [32, 32],
-    "crop_size": 28,
-    "num_frames": 8,
-    "stride": 2,
-    "batch_size": 8,
-    "backbone_width": 8,
-    "eval_clips": 2,
-    "eval_batch_size": 4,
-    "workers": 0,
-    "epochs": 2,
-    "deterministic": True,
-}
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("loops") / "data"
-    make_background_bias_dataset(
-        root, BackgroundBiasConfig(classes=3, train_per_class=6, test_per_class=3, frames=20, size=32)
-    )
-    return root
+    return make_tiny_dataset(tmp_path_factory.mktemp("loops") / "data")
 
 
-def flags(values: dict[str, Any]) -> list[str]:
-    """Command-line flags for config values."""
-    args: list[str] = []
-    for key, value in values.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            args.append(flag)
-        else:
-            args += [flag, *(map(str, value) if isinstance(value, list) else [str(value)])]
-    return args
-
-
-def config(command: str, data_root: Path, out: Path, **values: Any) -> Any:
-    extra = {"queue_size": 64} if command == "pretrain" else {}
-    return resolve_config(
-        command, "cpu-demo", overrides={**TINY, **extra, "data_root": str(data_root), "out": str(out), **values}
-    )
+config = tiny_config
 
 
 @pytest.fixture(scope="module")

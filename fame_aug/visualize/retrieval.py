@@ -1,0 +1,108 @@
+"""Video retrieval results: each query's middle frame and its nearest training videos' (Figure 3)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fame_aug.contrib.moco.checkpoint import load_checkpoint
+from fame_aug.contrib.moco.config import RetrieveConfig, resolve_config
+from fame_aug.contrib.moco.distributed import World
+from fame_aug.contrib.moco.engine import build_dataset, clip_outputs
+from fame_aug.contrib.moco.probe import load_frozen_backbone
+from fame_aug.data import VideoClipDataset, VideoList, eval_sampler, open_video, presets
+from fame_aug.visualize.figures import stack_images, tile_row, upscale
+
+__all__ = ["retrieval_config", "retrieval_figure"]
+
+_HIT, _MISS = (40, 170, 40), (220, 40, 40)
+
+
+def _split(config: RetrieveConfig, split: str) -> VideoClipDataset:
+    sampler = eval_sampler(config.num_frames, config.stride, config.eval_clips)
+    if split in ("train", "test"):
+        return build_dataset(config, train=split == "train", sampler=sampler)
+    if not Path(split).is_file():
+        raise ValueError(f"a split is 'train', 'test' or a list file of 'path label' lines; got {split!r}")
+    return VideoList(split, sampler=sampler, frame_size=tuple(config.frame_size))
+
+
+def _middle_frame(path: Path, config: RetrieveConfig, min_side: int) -> np.ndarray:
+    video = open_video(path)
+    frame = video.read([video.num_frames // 2], tuple(config.frame_size))[0]
+    top, left = (frame.shape[0] - config.crop_size) // 2, (frame.shape[1] - config.crop_size) // 2
+    return upscale(frame[top : top + config.crop_size, left : left + config.crop_size], min_side)
+
+
+def retrieval_config(checkpoint: str | Path, **overrides: Any) -> RetrieveConfig:
+    """The retrieval configuration of a pretraining checkpoint (its data and model), with overrides."""
+    saved = load_checkpoint(checkpoint).get("config") or {}
+    known = {f.name for f in fields(RetrieveConfig)} - {"out", "resume", "pretrained"}
+    values = {k: v for k, v in saved.items() if k in known}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["pretrained"] = str(checkpoint)
+    return resolve_config("retrieve", overrides=values)  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def retrieval_figure(
+    config: RetrieveConfig,
+    gallery: str = "train",
+    queries: str = "test",
+    k: int = 3,
+    num_queries: int = 6,
+    min_side: int = 96,
+) -> tuple[np.ndarray, float]:
+    """One row per query: its middle frame, then its ``k`` nearest gallery videos, hits framed green.
+
+    Queries are spread evenly over the query split, so the figure is the same on every run;
+    frames smaller than ``min_side`` are drawn enlarged.
+
+    Returns:
+        ``(image, recall@k over the shown queries)``.
+    """
+    if k < 1 or num_queries < 1:
+        raise ValueError(f"k and num_queries must be >= 1, got {k} and {num_queries}")
+    world = World(device=torch.device("cpu") if config.device in ("auto", "cpu") else torch.device(config.device))
+    backbone = load_frozen_backbone(config).to(world.device)
+    augment = presets.eval(config.crop_size).to(world.device)
+    sets = {}
+    for role, split in (("gallery", gallery), ("queries", queries)):
+        data = _split(config, split)
+        values, labels, valid = clip_outputs(backbone, data, augment, config, world, f"features ({role})")
+        sets[role] = (data, F.normalize(values, dim=1), labels, valid)
+    gallery_data, gallery_features, gallery_labels, gallery_valid = sets["gallery"]
+    query_data, query_features, query_labels, query_valid = sets["queries"]
+    similarity = query_features @ gallery_features[gallery_valid].T
+    gallery_index = torch.nonzero(gallery_valid).flatten()
+    usable = torch.nonzero(query_valid).flatten()
+    chosen = usable[np.linspace(0, len(usable) - 1, min(num_queries, len(usable))).round().astype(int)]
+    rows, hits = [], 0
+    for query in chosen.tolist():
+        nearest = gallery_index[similarity[query].topk(min(k, len(gallery_index))).indices].tolist()
+        tiles = [
+            (
+                f"query: {query_data.classes[int(query_labels[query])]}",
+                _middle_frame(query_data.videos[query][0], config, min_side),
+                None,
+            )
+        ]
+        for rank, index in enumerate(nearest, 1):
+            hit = int(gallery_labels[index]) == int(query_labels[query])
+            name = gallery_data.classes[int(gallery_labels[index])]
+            tiles.append(
+                (
+                    f"{rank}. {name} ({'hit' if hit else 'miss'})",
+                    _middle_frame(gallery_data.videos[index][0], config, min_side),
+                    _HIT if hit else _MISS,
+                )
+            )
+        hits += any(int(gallery_labels[i]) == int(query_labels[query]) for i in nearest)
+        rows.append(tile_row(tiles))
+    title = f"{len(chosen)} queries and their {k} nearest training videos (green: same class)"
+    return stack_images(rows, title=title), hits / max(len(chosen), 1)

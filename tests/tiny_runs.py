@@ -1,0 +1,50 @@
+"""Tiny training configurations shared by the loop and figure tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fame_aug.contrib.moco import resolve_config
+from fame_aug.data import BackgroundBiasConfig, make_background_bias_dataset
+
+TINY: dict[str, Any] = {
+    "frame_size": [32, 32],
+    "crop_size": 28,
+    "num_frames": 8,
+    "stride": 2,
+    "batch_size": 8,
+    "backbone_width": 8,
+    "eval_clips": 2,
+    "eval_batch_size": 4,
+    "workers": 0,
+    "epochs": 2,
+    "deterministic": True,
+}
+
+
+def make_tiny_dataset(root: Path) -> Path:
+    """3 classes x (6 train + 3 test) videos of 20 frames at 32x32."""
+    make_background_bias_dataset(
+        root, BackgroundBiasConfig(classes=3, train_per_class=6, test_per_class=3, frames=20, size=32)
+    )
+    return root
+
+
+def tiny_config(command: str, data_root: Path, out: Path, **values: Any) -> Any:
+    """The ``cpu-demo`` preset shrunk to seconds, for ``command`` on the tiny dataset."""
+    extra = {"queue_size": 64} if command == "pretrain" else {}
+    overrides = {**TINY, **extra, "data_root": str(data_root), "out": str(out), **values}
+    return resolve_config(command, "cpu-demo", overrides=overrides)
+
+
+def flags(values: dict[str, Any]) -> list[str]:
+    """Command-line flags for config values."""
+    args: list[str] = []
+    for key, value in values.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        else:
+            args += [flag, *(map(str, value) if isinstance(value, list) else [str(value)])]
+    return args
