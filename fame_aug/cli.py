@@ -77,6 +77,35 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment(args: argparse.Namespace) -> int:
+    """The background-bias experiment: pretrain with and without FAME, probe, retrieve, summarise."""
+    from fame_aug.contrib.moco.experiment import ExperimentPlan, run_experiment
+
+    quick = {"frame_size": [32, 32], "crop_size": 28, "batch_size": 8, "queue_size": 64, "eval_clips": 2}
+    plan = ExperimentPlan(
+        out=Path(args.out),
+        biases=args.biases,
+        main_bias=args.main_bias,
+        seeds=args.seeds,
+        other_seeds=args.other_seeds,
+        variants=args.variants,
+        supervised=args.supervised,
+        pretrain_epochs=args.pretrain_epochs,
+        probe_epochs=args.probe_epochs,
+        supervised_epochs=args.supervised_epochs,
+        dataset={"classes": 3, "train_per_class": 4, "test_per_class": 2, "frames": 16, "size": 32}
+        if args.quick
+        else {},
+        overrides=quick if args.quick else {},
+    )
+    begin = time.perf_counter()
+    run_experiment(plan)
+    print("\n" + (plan.out / "table.md").read_text())
+    print(f"plot: {plan.out / 'probe_vs_bias.png'}; every run: {plan.out / 'runs.csv'}")
+    print(f"{(time.perf_counter() - begin) / 60:.1f} minutes")
+    return 0
+
+
 def _visualize(args: argparse.Namespace) -> int:
     """Draw one of the three figures and write it as PNG."""
     from fame_aug.visualize import video_masks_figure, write_png
@@ -139,6 +168,27 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--codec", choices=("ffv1", "mjpg"), default=defaults.codec)
     synth.add_argument("--overwrite", action="store_true", help="replace a dataset made here before")
     synth.set_defaults(run=_make_synthetic)
+
+    experiment = commands.add_parser("experiment", help="reproducible experiments on built-in data")
+    experiments = experiment.add_subparsers(dest="experiment", required=True)
+    bias = experiments.add_parser(
+        "background-bias", help="does FAME make MoCo follow motion rather than background? (CPU, < 30 min)"
+    )
+    from fame_aug.contrib.moco.experiment import VARIANTS, ExperimentPlan
+
+    plan = ExperimentPlan()
+    bias.add_argument("--out", default=str(plan.out), help=f"run folder (default {plan.out})")
+    bias.add_argument("--biases", type=float, nargs="+", default=plan.biases)
+    bias.add_argument("--main-bias", type=float, default=plan.main_bias, help="the level every seed runs at")
+    bias.add_argument("--seeds", type=int, nargs="+", default=plan.seeds)
+    bias.add_argument("--other-seeds", type=int, nargs="+", default=plan.other_seeds, help="seeds at other levels")
+    bias.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=plan.variants)
+    bias.add_argument("--supervised", action=argparse.BooleanOptionalAction, default=True, help="supervised reference")
+    bias.add_argument("--pretrain-epochs", type=int, default=plan.pretrain_epochs)
+    bias.add_argument("--probe-epochs", type=int, default=plan.probe_epochs)
+    bias.add_argument("--supervised-epochs", type=int, default=plan.supervised_epochs)
+    bias.add_argument("--quick", action="store_true", help="a tiny run that only checks everything works")
+    bias.set_defaults(run=_experiment)
 
     visualize = commands.add_parser("visualize", help="draw FAME masks, class activation maps or retrieval results")
     figures = visualize.add_subparsers(dest="figure", required=True)

@@ -198,8 +198,8 @@ def test_command_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path)
 def test_demo_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--out", str(tmp_path / "demo"), "--quick"]) == 0
     printed = capsys.readouterr().out
-    assert "| FAME |" in printed and "| baseline (no FAME) |" in printed
-    assert (tmp_path / "demo" / "fame_masks.png").is_file()
+    assert "| fame-motion | 1 |" in printed and "| baseline | 1 |" in printed
+    assert (tmp_path / "demo" / "fame_masks.png").is_file() and (tmp_path / "demo" / "table.md").is_file()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

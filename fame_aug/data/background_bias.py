@@ -10,7 +10,8 @@ backgrounds scores near chance on the test split; a model that learned the motio
 The files are real videos in UCF101's layout (``videos/<Class>/v_<Class>_gXX_cYY.avi`` and
 ``splits/classInd.txt``, ``trainlist01.txt``, ``testlist01.txt``), so every loader and loop runs
 on them unchanged: ``UCF101(out / "videos", out / "splits", train=False)``. ``metadata.json``
-records every parameter and, per video, its split, class, background family, shape and pan.
+records every parameter and, per video, its split, class, background family, object shape and
+colour, and pan.
 """
 
 from __future__ import annotations
@@ -150,7 +151,13 @@ def render_video(
         else:
             video[t] = texture
         masks[t] = draw_object(video[t], shape, tuple(centre[t] * size), radius * scale[t], colour, sprite)
-    info = {"motion": motion, "background": family, "shape": shape, "pan": bool(pan)}
+    info = {
+        "motion": motion,
+        "background": family,
+        "shape": shape,
+        "colour": colour.astype(int).tolist(),
+        "pan": bool(pan),
+    }
     return video, masks, info
 
 

@@ -13,23 +13,14 @@ import torch.nn.functional as F
 from fame_aug.contrib.moco.checkpoint import load_checkpoint
 from fame_aug.contrib.moco.config import RetrieveConfig, resolve_config
 from fame_aug.contrib.moco.distributed import World
-from fame_aug.contrib.moco.engine import build_dataset, clip_outputs
 from fame_aug.contrib.moco.probe import load_frozen_backbone
-from fame_aug.data import VideoClipDataset, VideoList, eval_sampler, open_video, presets
+from fame_aug.contrib.moco.retrieve import split_features
+from fame_aug.data import open_video
 from fame_aug.visualize.figures import stack_images, tile_row, upscale
 
 __all__ = ["retrieval_config", "retrieval_figure"]
 
 _HIT, _MISS = (40, 170, 40), (220, 40, 40)
-
-
-def _split(config: RetrieveConfig, split: str) -> VideoClipDataset:
-    sampler = eval_sampler(config.num_frames, config.stride, config.eval_clips)
-    if split in ("train", "test"):
-        return build_dataset(config, train=split == "train", sampler=sampler)
-    if not Path(split).is_file():
-        raise ValueError(f"a split is 'train', 'test' or a list file of 'path label' lines; got {split!r}")
-    return VideoList(split, sampler=sampler, frame_size=tuple(config.frame_size))
 
 
 def _middle_frame(path: Path, config: RetrieveConfig, min_side: int) -> np.ndarray:
@@ -70,14 +61,14 @@ def retrieval_figure(
         raise ValueError(f"k and num_queries must be >= 1, got {k} and {num_queries}")
     world = World(device=torch.device("cpu") if config.device in ("auto", "cpu") else torch.device(config.device))
     backbone = load_frozen_backbone(config).to(world.device)
-    augment = presets.eval(config.crop_size).to(world.device)
-    sets = {}
-    for role, split in (("gallery", gallery), ("queries", queries)):
-        data = _split(config, split)
-        values, labels, valid = clip_outputs(backbone, data, augment, config, world, f"features ({role})")
-        sets[role] = (data, F.normalize(values, dim=1), labels, valid)
-    gallery_data, gallery_features, gallery_labels, gallery_valid = sets["gallery"]
-    query_data, query_features, query_labels, query_valid = sets["queries"]
+    found = {
+        role: split_features(backbone, config, world, split)
+        for role, split in (("gallery", gallery), ("queries", queries))
+    }
+    gallery_set, query_set = found["gallery"], found["queries"]
+    gallery_data, gallery_labels, gallery_valid = gallery_set.data, gallery_set.labels, gallery_set.valid
+    query_data, query_labels, query_valid = query_set.data, query_set.labels, query_set.valid
+    query_features, gallery_features = F.normalize(query_set.features, dim=1), F.normalize(gallery_set.features, dim=1)
     similarity = query_features @ gallery_features[gallery_valid].T
     gallery_index = torch.nonzero(gallery_valid).flatten()
     usable = torch.nonzero(query_valid).flatten()

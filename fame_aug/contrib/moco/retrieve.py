@@ -8,18 +8,21 @@ similarity) shares its class. Every query counts (the published script dropped s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from fame_aug.contrib.moco.config import RetrieveConfig
-from fame_aug.contrib.moco.distributed import init_world
+from fame_aug.contrib.moco.config import RetrieveConfig, RunConfig
+from fame_aug.contrib.moco.distributed import World, init_world
 from fame_aug.contrib.moco.engine import RunFolder, build_dataset, clip_outputs, seed_everything
 from fame_aug.contrib.moco.probe import load_frozen_backbone
-from fame_aug.data import eval_sampler, presets
+from fame_aug.data import VideoClipDataset, VideoList, eval_sampler, presets
 
-__all__ = ["recall_at_k", "retrieve"]
+__all__ = ["SplitFeatures", "recall_at_k", "retrieve", "split_dataset", "split_features"]
 
 
 def recall_at_k(
@@ -48,28 +51,53 @@ def recall_at_k(
     return {k: hits[:, : min(k, gallery.shape[0])].any(dim=1).float().mean().item() for k in ks}
 
 
+@dataclass
+class SplitFeatures:
+    """Per-video features of one split: the dataset, (V, D) features, (V,) labels, (V,) readable."""
+
+    data: VideoClipDataset
+    features: torch.Tensor
+    labels: torch.Tensor
+    valid: torch.Tensor
+
+
+def split_dataset(config: RunConfig, split: str) -> VideoClipDataset:
+    """``"train"`` or ``"test"`` of the configured dataset, or a list file, cut into ``eval_clips`` clips."""
+    sampler = eval_sampler(config.num_frames, config.stride, config.eval_clips)
+    if split in ("train", "test"):
+        return build_dataset(config, train=split == "train", sampler=sampler)
+    if not Path(split).is_file():
+        raise ValueError(f"a split is 'train', 'test' or a list file of 'path label' lines; got {split!r}")
+    return VideoList(split, sampler=sampler, frame_size=tuple(config.frame_size))
+
+
+def split_features(backbone: nn.Module, config: RunConfig, world: World, split: str) -> SplitFeatures:
+    """Pooled backbone features of every video of a split, averaged over its ``eval_clips`` clips."""
+    data = split_dataset(config, split)
+    augment = presets.eval(config.crop_size).to(world.device)
+    features, labels, valid = clip_outputs(backbone, data, augment, config, world, f"features ({split})")
+    return SplitFeatures(data, features, labels, valid)
+
+
 def retrieve(config: RetrieveConfig) -> dict[str, Any]:
     """Recall at each k of ``config.ks``, with raw and with centred features."""
     world = init_world(config.device)
     seed_everything(config.seed, config.deterministic)
     run = RunFolder(config, world, checkpoints=False)
     backbone = load_frozen_backbone(config).to(world.device)
-    augment = presets.eval(config.crop_size).to(world.device)
-    sampler = eval_sampler(config.num_frames, config.stride, config.eval_clips)
-    features = {}
-    for split, train in (("gallery", True), ("queries", False)):
-        data = build_dataset(config, train=train, sampler=sampler)
-        values, labels, valid = clip_outputs(backbone, data, augment, config, world, f"features ({split})")
-        features[split] = (values[valid], labels[valid], int((~valid).sum()))
-    (queries, query_labels, query_bad), (gallery, gallery_labels, gallery_bad) = (
-        features["queries"],
-        features["gallery"],
-    )
-    results: dict[str, Any] = {"queries": len(queries), "gallery": len(gallery)}
-    if query_bad or gallery_bad:
-        results["unreadable_videos"] = {"queries": query_bad, "gallery": gallery_bad}
+    gallery, queries = split_features(backbone, config, world, "train"), split_features(backbone, config, world, "test")
+    results: dict[str, Any] = {"queries": int(queries.valid.sum()), "gallery": int(gallery.valid.sum())}
+    if not (queries.valid.all() and gallery.valid.all()):
+        results["unreadable_videos"] = {"queries": int((~queries.valid).sum()), "gallery": int((~gallery.valid).sum())}
     for name, center in (("raw", False), ("centered", True)):
-        recalls = recall_at_k(queries, query_labels, gallery, gallery_labels, config.ks, center)
+        recalls = recall_at_k(
+            queries.features[queries.valid],
+            queries.labels[queries.valid],
+            gallery.features[gallery.valid],
+            gallery.labels[gallery.valid],
+            config.ks,
+            center,
+        )
         results[name] = {f"R@{k}": value for k, value in recalls.items()}
     run.write_json("results.json", results)
     if world.is_main:
