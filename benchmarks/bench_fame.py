@@ -6,9 +6,9 @@ For each device (CPU, and CUDA when present), batch size B and frame size, one r
   augmentation that reads a clip batch and writes a new one can cost;
 - ``baseline``: ``benchmarks/reference_fame.py``, SPEC section 1 written out directly
   (full-size temporaries, Kornia blur and HSV, three top-k calls), plus the published merge;
-- ``official`` and ``motion``: ``fame_aug.FAME`` in each mask mode.
+- ``official``, ``motion`` and ``stabilized``: ``fame_aug.FAME`` in each mask mode.
 
-The candidates are timed in interleaved rounds (floor, baseline, official, motion, floor, ...)
+The candidates are timed in interleaved rounds (floor, baseline, official, motion, ..., floor, ...)
 and each reports its median, so that a noisy shared machine slows all of them alike; the
 ratios in the last columns come from the same run. Run::
 
@@ -25,6 +25,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -33,12 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_fame import reference_fame
 
 from fame_aug import FAME
+from fame_aug._checks import MASK_MODES
 
 FRAMES = 16
 TARGETS = {  # (B, size): checked and printed at the end
     "official <= 2.0x floor at B=8, 224": ("official", "floor", 2.0, "<="),
     "official >= 4x faster than baseline at B=8, 224": ("baseline", "official", 4.0, ">="),
     "motion <= 1.3x floor at B=8, 224": ("motion", "floor", 1.3, "<="),
+    "stabilized <= 2x official at B=8, 224": ("stabilized", "official", 2.0, "<="),
 }
 
 
@@ -72,19 +75,17 @@ def bench_config(
     gen = torch.Generator(device=device).manual_seed(0)
     x = torch.rand(batch, 3, FRAMES, size, size, device=device, generator=gen)
     y = torch.rand(batch, 3, FRAMES, size, size, device=device, generator=gen)
-    official, motion = FAME(mode="official"), FAME(mode="motion")
     candidates: dict[str, Callable[[], object]] = {
         "floor": lambda: (torch.add(x, y), x.sum()),
         "baseline": lambda: reference_fame(x),
-        "official": lambda: official(x),
-        "motion": lambda: motion(x),
     }
+    for mode in MASK_MODES:
+        candidates[mode] = partial(FAME(mode=mode), x)
     if compile_mode:  # torch.compile of the same modules (compiled once per shape, in the warm-up)
         torch._dynamo.reset()  # a fresh cache per shape: no recompilation limit, no dynamic shapes
-        compiled_official = torch.compile(FAME(mode="official"), fullgraph=True, mode=compile_mode)
-        compiled_motion = torch.compile(FAME(mode="motion"), fullgraph=True, mode=compile_mode)
-        candidates["official_compiled"] = lambda: compiled_official(x)
-        candidates["motion_compiled"] = lambda: compiled_motion(x)
+        for mode in MASK_MODES:
+            compiled = torch.compile(FAME(mode=mode), fullgraph=True, mode=compile_mode)
+            candidates[f"{mode}_compiled"] = partial(compiled, x)
     timer = _timer(device)
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for round_index in range(warmup + rounds):
@@ -124,9 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         label = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         print(f"\n## {label}: T={FRAMES}, median of {args.rounds} interleaved rounds")
         header = (
-            f"{'B':>3} {'size':>4} | {'floor ms':>9} {'baseline ms':>11} {'official ms':>11} {'motion ms':>9} | "
-            f"{'official clips/s':>16} {'motion clips/s':>14} | {'official/floor':>14} {'motion/floor':>12} "
-            f"{'baseline/official':>17}"
+            f"{'B':>3} {'size':>4} | {'floor ms':>9} {'baseline ms':>11} {'official ms':>11} {'motion ms':>9} "
+            f"{'stabilized ms':>13} | {'official clips/s':>16} {'motion clips/s':>14} | {'official/floor':>14} "
+            f"{'motion/floor':>12} {'baseline/official':>17} {'stabilized/official':>19}"
         )
         print(header)
         print("-" * len(header))
@@ -138,18 +139,17 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(row)
                 print(
                     f"{batch:>3} {size:>4} | {t['floor'] * 1e3:>9.2f} {t['baseline'] * 1e3:>11.2f} "
-                    f"{t['official'] * 1e3:>11.2f} {t['motion'] * 1e3:>9.2f} | "
+                    f"{t['official'] * 1e3:>11.2f} {t['motion'] * 1e3:>9.2f} {t['stabilized'] * 1e3:>13.2f} | "
                     f"{batch / t['official']:>16.0f} {batch / t['motion']:>14.0f} | "
                     f"{t['official'] / t['floor']:>13.2f}x {t['motion'] / t['floor']:>11.2f}x "
-                    f"{t['baseline'] / t['official']:>16.2f}x"
+                    f"{t['baseline'] / t['official']:>16.2f}x {t['stabilized'] / t['official']:>18.2f}x"
                 )
                 if args.compile:
-                    official_c, motion_c, floor = t["official_compiled"], t["motion_compiled"], t["floor"]
-                    print(
-                        f"{'':>8} | compiled ({args.compile}): "
-                        f"official {official_c * 1e3:.2f} ms ({official_c / floor:.2f}x floor), "
-                        f"motion {motion_c * 1e3:.2f} ms ({motion_c / floor:.2f}x floor)"
+                    compiled = ", ".join(
+                        f"{mode} {t[f'{mode}_compiled'] * 1e3:.2f} ms ({t[f'{mode}_compiled'] / t['floor']:.2f}x floor)"
+                        for mode in MASK_MODES
                     )
+                    print(f"{'':>8} | compiled ({args.compile}): {compiled}")
         for row in results:
             if row["device"] == label and row["batch"] == 8 and row["size"] == 224:
                 print()

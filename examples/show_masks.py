@@ -2,6 +2,8 @@
 
 Run: python examples/show_masks.py VIDEO [VIDEO ...] --out masks.png [--mode motion] [--beta 0.5]
  or: python examples/show_masks.py --synthetic 3 --out masks.png   (generated moving objects)
+ or: python examples/show_masks.py --synthetic 3 --pan 4 --mode official --mode stabilized --out pan.png
+     (a moving camera, 4 px per frame; one block of rows per mask mode)
 
 Each video clip is cut as in the paper's training (16 frames at stride 2), centre-cropped to a
 square and resized to --size. FAME's mask depends on the clip only, so one clip is enough; with
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fame_aug._checks import MASK_MODES
 from fame_aug.data import moving_object_clips, read_clip
 from fame_aug.visualize import masks_figure, write_png
 
@@ -23,7 +26,8 @@ def main() -> None:
     parser.add_argument("videos", nargs="*", type=Path)
     parser.add_argument("--synthetic", type=int, default=0, help="draw this many generated clips instead")
     parser.add_argument("--out", type=Path, default=Path("masks.png"))
-    parser.add_argument("--mode", default="official", choices=["official", "motion"])
+    parser.add_argument("--mode", action="append", choices=MASK_MODES, help="mask mode (repeatable; default official)")
+    parser.add_argument("--pan", type=float, default=0.0, help="generated clips: camera speed in px per frame")
     parser.add_argument("--beta", type=float, default=0.5)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--start", type=int, default=0, help="first frame of each clip")
@@ -35,17 +39,21 @@ def main() -> None:
         parser.error("give video files or --synthetic N (not both)")
 
     if args.synthetic:
-        clips, objects = moving_object_clips(args.synthetic, 16, args.size, seed=args.seed)
+        clips, objects = moving_object_clips(args.synthetic, 16, args.size, seed=args.seed, pan=args.pan)
         names = [f"clip {n}" for n in range(args.synthetic)]
     else:
         clips = np.stack([read_clip(path, start=args.start, size=args.size) for path in args.videos])
         objects, names = None, [p.stem[:24] for p in args.videos]
-    image, mask = masks_figure(clips, args.mode, args.beta, num_frames=args.frames, style=args.style, names=names)
-    if objects is not None:
-        swept = objects.any(axis=1)
-        for name, kept in zip(names, (mask & swept).sum(axis=(1, 2)) / swept.sum(axis=(1, 2)), strict=True):
-            print(f"{name}: the {args.mode} mask keeps {kept:.0%} of the moving object's pixels")
-    print(f"wrote {write_png(args.out, image)}")
+    images = []
+    for mode in args.mode or ["official"]:
+        labels = [f"{name} [{mode}]" for name in names]
+        image, mask = masks_figure(clips, mode, args.beta, num_frames=args.frames, style=args.style, names=labels)
+        images.append(image)
+        if objects is not None:
+            swept = objects.any(axis=1)
+            for name, kept in zip(names, (mask & swept).sum(axis=(1, 2)) / swept.sum(axis=(1, 2)), strict=True):
+                print(f"{name}: the {mode} mask keeps {kept:.0%} of the moving object's pixels")
+    print(f"wrote {write_png(args.out, np.concatenate(images, axis=0))}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from numbers import Real
 import torch
 
 DATA_FORMATS = ("BCTHW", "BTCHW")
-MASK_MODES = ("official", "motion")
+DATA_KEYS = (("input",), ("input", "class"))
+MASK_MODES = ("official", "motion", "stabilized")
 
 
 def data_format(value: object) -> str:
@@ -28,6 +29,29 @@ def mask_mode(value: object) -> str:
     if not isinstance(value, str) or value not in MASK_MODES:
         raise ValueError(f"mode must be one of {MASK_MODES}, got {value!r}")
     return value
+
+
+def data_keys(value: object) -> tuple[str, ...]:
+    """Check ``data_keys``: ``None`` or ``["input"]`` (clips only), or ``["input", "class"]`` (clips and labels)."""
+    if value is None:
+        return ("input",)
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or tuple(value) not in DATA_KEYS:
+        raise ValueError(f'data_keys must be None, ["input"] or ["input", "class"], got {value!r}')
+    return tuple(value)
+
+
+def labels(value: object, name: str, count: int, device: torch.device) -> None:
+    """Check (count,) integer class labels on ``device``."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape ({count},) with class indices, got {type(value).__name__}"
+        )
+    if value.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise TypeError(f"{name} must hold integer class indices, got {value.dtype}")
+    if tuple(value.shape) != (count,):
+        raise ValueError(f"{name} must have shape ({count},), one class index per clip, got {tuple(value.shape)}")
+    if value.device != device:
+        raise ValueError(f"{name} must be on the clips' device {device}, got {value.device}")
 
 
 def unit_interval(name: str, value: object, *, open_interval: bool) -> float:

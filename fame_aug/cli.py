@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from fame_aug import __version__
+from fame_aug._checks import MASK_MODES
 from fame_aug.data.background_bias import BackgroundBiasConfig, make_background_bias_dataset
 
 
@@ -172,9 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     experiment = commands.add_parser("experiment", help="reproducible experiments on built-in data")
     experiments = experiment.add_subparsers(dest="experiment", required=True)
     bias = experiments.add_parser(
-        "background-bias", help="does FAME make MoCo follow motion rather than background? (CPU, < 30 min)"
+        "background-bias", help="does FAME make models follow motion rather than background? (CPU, ~80 min)"
     )
-    from fame_aug.contrib.moco.experiment import VARIANTS, ExperimentPlan
+    from fame_aug.contrib.moco.experiment import SUPERVISED_VARIANTS, VARIANTS, ExperimentPlan
 
     plan = ExperimentPlan()
     bias.add_argument("--out", default=str(plan.out), help=f"run folder (default {plan.out})")
@@ -183,7 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     bias.add_argument("--seeds", type=int, nargs="+", default=plan.seeds)
     bias.add_argument("--other-seeds", type=int, nargs="+", default=plan.other_seeds, help="seeds at other levels")
     bias.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=plan.variants)
-    bias.add_argument("--supervised", action=argparse.BooleanOptionalAction, default=True, help="supervised reference")
+    bias.add_argument(
+        "--supervised",
+        nargs="*",
+        choices=sorted(SUPERVISED_VARIANTS),
+        default=plan.supervised,
+        help="supervised models from scratch, without and with FAME (none: give the flag alone)",
+    )
     bias.add_argument("--pretrain-epochs", type=int, default=plan.pretrain_epochs)
     bias.add_argument("--probe-epochs", type=int, default=plan.probe_epochs)
     bias.add_argument("--supervised-epochs", type=int, default=plan.supervised_epochs)
@@ -194,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     figures = visualize.add_subparsers(dest="figure", required=True)
     masks = figures.add_parser("masks", help="frames, FAME masks and merged clips of video files (Figure 1)")
     masks.add_argument("videos", nargs="+", type=Path)
-    masks.add_argument("--mode", choices=("official", "motion"), default="official")
+    masks.add_argument("--mode", choices=MASK_MODES, default="official")
     masks.add_argument("--beta", type=float, default=0.5)
     masks.add_argument("--size", type=int, default=112, help="clip side after the centre crop")
     masks.add_argument("--start", type=int, default=0, help="first frame of each clip (16 frames at stride 2)")

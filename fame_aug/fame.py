@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -55,20 +56,30 @@ class FAME(nn.Module):
           folds time into the batch: FAME needs the whole clip to see motion.
         - Gradient: none through the mask; the output is differentiable with respect to the
           clips and ``background`` (``mask`` for the clip, ``1 - mask`` for its partner).
+        - Labels: with ``data_keys=["input", "class"]`` (Kornia's convention for mix
+          augmentations) ``fame(video, labels)`` returns ``[video, mixed]``, where ``mixed`` is
+          (B, 3) float: the foreground clip's label, the background clip's label, and the
+          share of the frame taken from the foreground clip (``int(beta*H*W) / (H*W)``; 1 for
+          a clip left unchanged, whose two labels are equal). Train on ``mixed[:, 0]`` to
+          keep the foreground's label (debiasing), or weigh the two labels by the share for a
+          soft mix. With ``background``, pass its labels as ``background_labels``.
 
     Args:
         beta: share of pixels kept as foreground, in (0, 1).
-        mode: mask mode, ``"official"`` (published, RGB only) or ``"motion"`` (no colour model).
+        mode: mask mode, ``"official"`` (published, RGB only), ``"motion"`` (no colour model) or
+            ``"stabilized"`` (the camera's motion removed first; see :func:`fame_aug.foreground_mask`).
         p: probability of merging each clip, in [0, 1].
         same_on_batch: draw the merge decision once for the whole batch.
         self_pairs: allow a clip to be paired with itself (published behaviour).
         data_format: ``"BCTHW"`` or ``"BTCHW"``.
         generator: optional ``torch.Generator`` for every random draw.
+        data_keys: ``None`` or ``["input"]`` (clips in, clips out), or ``["input", "class"]``
+            (clips and (B,) labels in, ``[clips, (B, 3) labels]`` out).
 
     Shape:
         - Input: (B, C, T, H, W) or (B, T, C, H, W), float in [0, 1], T >= 2, B >= 2 unless a
-          ``background`` is given.
-        - Output: same as input.
+          ``background`` is given; with labels, (B,) integer class indices.
+        - Output: same as input; with labels, also (B, 3) float.
 
     Example:
         >>> fame = FAME(beta=0.5, mode="motion", generator=torch.Generator().manual_seed(0))
@@ -78,6 +89,10 @@ class FAME(nn.Module):
         (torch.Size([4, 3, 8, 32, 32]), torch.Size([4, 32, 32]), 512)
         >>> torch.equal(fame(video, params=fame._params), out)  # replay
         True
+        >>> mixing = FAME(beta=0.5, mode="motion", data_keys=["input", "class"])
+        >>> out, mixed = mixing(video, torch.tensor([0, 1, 2, 3]))
+        >>> mixed.shape, bool((mixed[:, 0] == torch.tensor([0.0, 1.0, 2.0, 3.0])).all())
+        (torch.Size([4, 3]), True)
     """
 
     def __init__(
@@ -89,6 +104,7 @@ class FAME(nn.Module):
         self_pairs: bool = True,
         data_format: str = "BCTHW",
         generator: torch.Generator | None = None,
+        data_keys: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.beta = _checks.unit_interval("beta", beta, open_interval=True)
@@ -104,6 +120,7 @@ class FAME(nn.Module):
         self.self_pairs = self_pairs
         self.data_format = _checks.data_format(data_format)
         self.generator = generator
+        self.data_keys = _checks.data_keys(data_keys)
         self._params: Params = {}
 
     def __repr__(self) -> str:
@@ -113,6 +130,8 @@ class FAME(nn.Module):
         )
         if self.generator is not None:
             text += f", generator={self.generator.device}"
+        if self.data_keys != ("input",):
+            text += f", data_keys={list(self.data_keys)}"
         return f"{self.__class__.__name__}({text})"
 
     # ----------------------------------------------------------------------------------------
@@ -195,21 +214,30 @@ class FAME(nn.Module):
     def forward(
         self,
         video: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        *,
         params: Params | None = None,
         background: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        background_labels: torch.Tensor | None = None,
+    ) -> torch.Tensor | list[torch.Tensor]:
         """Apply FAME to a clip batch (layout ``self.data_format``).
 
         Args:
             video: float clips in [0, 1], (B, C, T, H, W) or (B, T, C, H, W).
+            labels: (B,) integer class indices; required with ``data_keys=["input", "class"]``
+                and not accepted otherwise.
             params: parameters of an earlier call to replay (``self._params``), or from
                 :meth:`forward_parameters`; drawn afresh when None.
             background: optional source clips (N, ...) for the backgrounds, same layout, C, T,
                 H, W, dtype and device as ``video``.
+            background_labels: (N,) integer class indices of ``background`` (with labels).
 
         Returns:
-            The augmented clips, same shape, layout, dtype and device as ``video``.
+            The augmented clips, same shape, layout, dtype and device as ``video``; with
+            ``data_keys=["input", "class"]``, ``[clips, (B, 3) float labels]`` (see Convention).
         """
+        with_labels = "class" in self.data_keys
+        self._check_labels(video, labels, background, background_labels, with_labels)
         fmt = self.data_format
         _checks.video(video, "video", fmt, rgb=self.mode == "official")
         if background is not None:
@@ -230,7 +258,7 @@ class FAME(nn.Module):
             params = self._check_params(params, video, source.shape[0])
         if "mask" not in params:
             with torch.no_grad():
-                params["mask"] = _foreground_mask(clips.detach(), count, refine=self.mode == "official")
+                params["mask"] = _foreground_mask(clips.detach(), count, self.mode)
         self._params = params
 
         merged = _merge(
@@ -241,7 +269,41 @@ class FAME(nn.Module):
             apply=params["batch_prob"],
             self_source=background is None,
         )
-        return _from_bcthw(merged, fmt)
+        if not with_labels:
+            return _from_bcthw(merged, fmt)
+        assert labels is not None
+        share = count / (height * width)
+        source_labels = labels if background_labels is None else background_labels
+        mixed = _mixed_labels(labels, source_labels, params, share, self_source=background is None)
+        return [_from_bcthw(merged, fmt), mixed]
+
+    def _check_labels(
+        self,
+        video: torch.Tensor,
+        labels: torch.Tensor | None,
+        background: torch.Tensor | None,
+        background_labels: torch.Tensor | None,
+        with_labels: bool,
+    ) -> None:
+        """Check the labels that ``data_keys`` asks for (and refuse those it does not)."""
+        if isinstance(labels, dict):
+            raise TypeError("the second argument is labels; pass replayed parameters as params=...")
+        if not with_labels:
+            if labels is not None or background_labels is not None:
+                raise ValueError('labels were given, but data_keys is ["input"]; use data_keys=["input", "class"]')
+            return
+        if labels is None:
+            raise ValueError('data_keys=["input", "class"] needs labels: call fame(video, labels)')
+        if not isinstance(video, torch.Tensor):
+            return  # the video check names the problem
+        _checks.labels(labels, "labels", video.shape[0], video.device)
+        if background is not None:
+            if background_labels is None:
+                raise ValueError("background_labels must be given with background when labels are mixed")
+            if isinstance(background, torch.Tensor):
+                _checks.labels(background_labels, "background_labels", background.shape[0], video.device)
+        elif background_labels is not None:
+            raise ValueError("background_labels were given without background")
 
     def _check_params(self, params: Params, video: torch.Tensor, sources: int) -> Params:
         """Check replayed params against the batch; returns a shallow copy (the caller's dict is kept)."""
@@ -282,3 +344,16 @@ class FAME(nn.Module):
             "FAME is not invertible: the background it replaces is discarded. "
             "Apply geometric augmentations you need to invert before FAME."
         )
+
+
+def _mixed_labels(
+    labels: torch.Tensor, source_labels: torch.Tensor, params: Params, share: float, self_source: bool
+) -> torch.Tensor:
+    """(B, 3) float: foreground label, background label, foreground share of each output clip."""
+    pairs, merged = params["mix_pairs"], params["batch_prob"]
+    if self_source:  # a clip paired with itself is left as it is
+        merged = merged & (pairs != torch.arange(pairs.shape[0], device=pairs.device))
+    foreground = labels.float()
+    background = torch.where(merged, source_labels.index_select(0, pairs).float(), foreground)
+    shares = torch.where(merged, share, 1.0).to(foreground.dtype)
+    return torch.stack([foreground, background, shares], dim=1)

@@ -13,6 +13,7 @@ import torch
 
 from fame_aug import _checks
 from fame_aug._filters import ReflectGaussianBlur
+from fame_aug._stabilize import stabilized_saliency
 
 __all__ = ["foreground_mask", "merge"]
 
@@ -36,6 +37,12 @@ def foreground_mask(
     from frame differences, blurred and normalised, refined by a per-clip colour model learned
     from the motion map, blurred again, then the top pixels. ``mode="motion"`` skips the colour
     refinement (steps 1, 2 and 5): faster, and it works for any number of channels.
+    ``mode="stabilized"`` removes the camera's motion first: it estimates the background's
+    translation between consecutive frames, aligns them, and scores each pixel by its aligned
+    frame differences and its difference from the aligned temporal median (the background),
+    then blurs and keeps the top pixels as ``"motion"`` does. It keeps the moving object when
+    the camera pans, where the other modes keep the moving background; about 1.7x the time of
+    ``"official"`` on the CPU at 224 px (see the README).
 
     Convention:
         - Layout: ``video`` is (B, C, T, H, W) for ``data_format="BCTHW"`` or (B, T, C, H, W)
@@ -49,6 +56,10 @@ def foreground_mask(
         - No gradient: the mask is computed without autograd, whatever ``video.requires_grad``.
         - Non-finite input: NaN and Inf count as no motion (and as black for the colour model),
           so the mask keeps its exact count.
+        - Camera motion (``"stabilized"``): one global translation per frame pair, found
+          within about 15% of the frame (16 px at 112) between consecutive frames; rotation,
+          zoom and parallax are not modelled. Frames larger than 112 px are averaged down by a
+          whole factor first (224 -> 112).
         - Blur: Gaussian with ``k = int(0.1 * min(H, W)) // 2 * 2 + 1`` taps, sigma ``k / 3``,
           reflect border (k = 11 at 112 px, 23 at 224 px).
 
@@ -56,7 +67,7 @@ def foreground_mask(
         video: float clips in [0, 1], shape (B, C, T, H, W) or (B, T, C, H, W), T >= 2;
             C = 3 (RGB) in ``mode="official"``.
         beta: share of pixels kept as foreground, in (0, 1).
-        mode: ``"official"`` or ``"motion"``.
+        mode: ``"official"``, ``"motion"`` or ``"stabilized"``.
         data_format: ``"BCTHW"`` or ``"BTCHW"``.
 
     Returns:
@@ -78,7 +89,7 @@ def foreground_mask(
     clips = _as_bcthw(video, fmt)
     count = _checks.foreground_pixels(beta, clips.shape[-2], clips.shape[-1])
     with torch.no_grad():
-        return _foreground_mask(clips.detach(), count, refine=mode == "official")
+        return _foreground_mask(clips.detach(), count, mode)
 
 
 def merge(
@@ -282,14 +293,22 @@ def _top_pixels(scores: torch.Tensor, count: int) -> torch.Tensor:
     return mask.scatter_(1, top, True).view_as(scores)
 
 
-def _foreground_mask(clips: torch.Tensor, count: int, refine: bool) -> torch.Tensor:
-    """Steps 1-5 (``refine``) or 1, 2, 5 on checked (B, C, T, H, W) clips, without autograd."""
-    return _top_pixels(_foreground_scores(clips, refine), count)
+def _foreground_mask(clips: torch.Tensor, count: int, mode: str) -> torch.Tensor:
+    """The mask of a checked ``mode`` on checked (B, C, T, H, W) clips, without autograd."""
+    return _top_pixels(_foreground_scores(clips, mode), count)
 
 
-def _foreground_scores(clips: torch.Tensor, refine: bool) -> torch.Tensor:
-    """Steps 1-4 (``refine``) or 1-2: the normalised (B, H, W) score whose top pixels form the mask."""
-    saliency, mean_frame = _motion_saliency(clips, with_mean_frame=refine)
+def _foreground_scores(clips: torch.Tensor, mode: str) -> torch.Tensor:
+    """The normalised (B, H, W) score whose top pixels form the mask.
+
+    Steps 1-4 for ``"official"``, 1-2 for ``"motion"``; ``"stabilized"`` replaces step 1 by the
+    camera-compensated motion map of :mod:`fame_aug._stabilize`.
+    """
+    refine = mode == "official"
+    if mode == "stabilized":
+        saliency, mean_frame = stabilized_saliency(clips.to(_compute_dtype(clips.dtype))), None
+    else:
+        saliency, mean_frame = _motion_saliency(clips, with_mean_frame=refine)
     blur = ReflectGaussianBlur(clips.shape[-2], clips.shape[-1], saliency.dtype, saliency.device)
     saliency = _min_max_normalise(blur(saliency))
     if refine:

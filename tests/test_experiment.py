@@ -9,7 +9,14 @@ import cv2
 import pytest
 
 from fame_aug.cli import main
-from fame_aug.contrib.moco.experiment import ExperimentPlan, markdown_table, plot_probe_vs_bias, summarise
+from fame_aug.contrib.moco.experiment import (
+    SUPERVISED_VARIANTS,
+    VARIANTS,
+    ExperimentPlan,
+    markdown_table,
+    plot_probe_vs_bias,
+    summarise,
+)
 
 ROWS = [
     {"bias": 0.8, "seed": 0, "variant": "baseline", "probe_top1": 0.10, "R@1": 0.2},
@@ -33,7 +40,7 @@ def test_table_and_plot(tmp_path: Path) -> None:
     assert "chance 12.5%" in table and "| baseline | 2 | 15.0 ± 7.1 | 30.0 ± 14.1 | - |" in table
     path = plot_probe_vs_bias(summary, 8, tmp_path / "plot.png")
     image = cv2.imread(str(path))
-    assert image.shape == (420, 640, 3) and (image < 200).any(axis=2).mean() > 0.01  # axes, lines, labels drawn
+    assert image.shape == (420, 870, 3) and (image < 200).any(axis=2).mean() > 0.01  # axes, lines, legend drawn
 
 
 def test_plan_errors() -> None:
@@ -49,11 +56,14 @@ def test_quick_experiment_runs_and_resumes(tmp_path: Path, capsys: pytest.Captur
     assert main(args) == 0
     out = tmp_path / "exp"
     rows = list(csv.DictReader((out / "runs.csv").open()))
-    assert len(rows) == 2 * 4  # two biases x (baseline, two FAME modes, supervised)
-    assert {r["variant"] for r in rows} == {"baseline", "fame-official", "fame-motion", "supervised (no pretraining)"}
+    assert len(rows) == 2 * 8  # two biases x (baseline, three FAME modes, supervised without and with FAME x 3)
+    assert {r["variant"] for r in rows} == set(VARIANTS) | set(SUPERVISED_VARIANTS)
     first_table = (out / "table.md").read_text()
     assert "Bias 0.5" in first_table and "Bias 0.8" in first_table and (out / "probe_vs_bias.png").is_file()
     capsys.readouterr()
     assert main(args) == 0  # everything is reused: same results
     assert (out / "table.md").read_text() == first_table
     assert "pretrain 1/1" not in capsys.readouterr().err
+    # A finished run is never reused for other settings.
+    assert main([*args[:-1], "2"]) != 0
+    assert "holds a run with other settings (epochs: 1 -> 2)" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from torch import nn
 
 import fame_aug
 from fame_aug import FAME
+from fame_aug._checks import MASK_MODES
 
 PROPERTY_SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -28,7 +29,7 @@ def fame_cases(draw: st.DrawFn) -> tuple[torch.Tensor, FAME]:
     video = torch.rand(batch, 3, frames, height, width, generator=seeded(seed))
     fame = FAME(
         beta=draw(st.floats(0.1, 0.9)),
-        mode=draw(st.sampled_from(["official", "motion"])),
+        mode=draw(st.sampled_from(MASK_MODES)),
         p=draw(st.sampled_from([0.0, 0.3, 0.7, 1.0])),
         same_on_batch=draw(st.booleans()),
         self_pairs=draw(st.booleans()),
@@ -299,7 +300,7 @@ class TestExceptions:
 
 
 class TestDynamo:
-    @pytest.mark.parametrize("mode", ["official", "motion"])
+    @pytest.mark.parametrize("mode", MASK_MODES)
     def test_compile_fullgraph_matches_eager(self, mode: str) -> None:
         import torch._inductor.config as inductor_config
 
@@ -353,3 +354,78 @@ class TestCuda:
         assert torch.equal(FAME(p=0.5, generator=seeded(3, "cuda:0"))(video), first)
         with pytest.raises(ValueError, match="generator lives on cpu"):
             FAME(generator=seeded(3))(video)
+
+
+class TestLabels:
+    """data_keys=["input", "class"]: FAME returns (B, 3) labels beside the clips."""
+
+    @staticmethod
+    def mixing(**kwargs: object) -> FAME:
+        return FAME(beta=0.25, mode="motion", data_keys=["input", "class"], **kwargs)  # type: ignore[arg-type]
+
+    def test_layout_foreground_background_share(self) -> None:
+        video, labels = moving_square_clips(batch=6), torch.tensor([3, 1, 4, 1, 5, 9])
+        fame = self.mixing(p=0.5, generator=seeded(2))
+        out, mixed = fame(video, labels)
+        pairs, merged = fame._params["mix_pairs"], fame._params["batch_prob"]
+        merged = merged & (pairs != torch.arange(6))  # a clip paired with itself is unchanged
+        assert mixed.shape == (6, 3) and mixed.dtype == torch.float32
+        assert torch.equal(mixed[:, 0], labels.float())
+        assert torch.equal(mixed[:, 1], torch.where(merged, labels[pairs], labels).float())
+        assert torch.equal(mixed[:, 2], torch.where(merged, 256 / 1024, 1.0))
+        assert 0 < int(merged.sum()) < 6  # this seed mixes some clips and leaves others
+        # The clips are exactly what the module returns without labels, for the same draw.
+        assert torch.equal(out, FAME(beta=0.25, mode="motion")(video, params=fame._params))
+
+    def test_p_zero_keeps_clips_and_labels(self) -> None:
+        video, labels = moving_square_clips(batch=4), torch.tensor([0, 1, 2, 3])
+        out, mixed = self.mixing(p=0.0)(video, labels)
+        assert torch.equal(out, video)
+        assert torch.equal(mixed, torch.stack([labels.float(), labels.float(), torch.ones(4)], dim=1))
+
+    def test_explicit_background_batch(self) -> None:
+        video, labels = moving_square_clips(batch=4), torch.tensor([0, 1, 2, 3])
+        background, background_labels = torch.rand(3, 3, 8, 32, 32), torch.tensor([7, 8, 9])
+        fame = self.mixing(generator=seeded(5))
+        out, mixed = fame(video, labels, background=background, background_labels=background_labels)
+        pairs = fame._params["mix_pairs"]
+        assert torch.equal(mixed[:, 1], background_labels[pairs].float())
+        assert torch.equal(mixed[:, 2], torch.full((4,), 0.25)) and not torch.equal(out, video)
+
+    def test_replay_gives_the_same_labels(self) -> None:
+        video, labels = moving_square_clips(batch=4), torch.tensor([0, 1, 2, 3])
+        fame = self.mixing(self_pairs=False)
+        out, mixed = fame(video, labels)
+        again, mixed_again = fame(video, labels, params=fame._params)
+        assert torch.equal(again, out) and torch.equal(mixed_again, mixed)
+
+    def test_soft_mix_and_foreground_losses(self) -> None:
+        video, labels = moving_square_clips(batch=4), torch.tensor([0, 1, 2, 3])
+        _, mixed = self.mixing(self_pairs=False)(video, labels)
+        logits = torch.randn(4, 5)
+        hard = nn.functional.cross_entropy(logits, mixed[:, 0].long())
+        share = mixed[:, 2]
+        soft = share * nn.functional.cross_entropy(logits, mixed[:, 0].long(), reduction="none")
+        soft = soft + (1 - share) * nn.functional.cross_entropy(logits, mixed[:, 1].long(), reduction="none")
+        assert torch.isfinite(hard) and torch.isfinite(soft.mean())
+        assert not torch.allclose(hard, soft.mean())  # backgrounds come from other classes here
+
+    def test_errors_name_the_argument(self) -> None:
+        video, labels = moving_square_clips(batch=4), torch.tensor([0, 1, 2, 3])
+        with pytest.raises(ValueError, match="data_keys must be"):
+            FAME(data_keys=["input", "label"])
+        with pytest.raises(ValueError, match=r'data_keys is \["input"\]'):
+            FAME()(video, labels)
+        with pytest.raises(ValueError, match="needs labels"):
+            self.mixing()(video)
+        with pytest.raises(TypeError, match=r"params=\.\.\."):
+            FAME()(video, {"batch_prob": torch.ones(4, dtype=torch.bool)})  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"labels must have shape \(4,\)"):
+            self.mixing()(video, torch.tensor([0, 1]))
+        with pytest.raises(TypeError, match="integer class indices"):
+            self.mixing()(video, torch.zeros(4))
+        with pytest.raises(ValueError, match="background_labels must be given"):
+            self.mixing()(video, labels, background=torch.rand(2, 3, 8, 32, 32))
+        with pytest.raises(ValueError, match="without background"):
+            self.mixing()(video, labels, background_labels=torch.tensor([0, 1]))
+        assert "data_keys=['input', 'class']" in repr(self.mixing())

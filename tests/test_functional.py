@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fame_aug import foreground_mask, merge
+from fame_aug._checks import MASK_MODES
 
 PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -20,7 +21,7 @@ def clip_batches(draw: st.DrawFn, min_batch: int = 1) -> tuple[torch.Tensor, flo
     frames = draw(st.integers(2, 5))
     height, width = draw(st.integers(3, 24)), draw(st.integers(3, 24))
     beta = draw(st.floats(0.05, 0.95))
-    mode = draw(st.sampled_from(["official", "motion"]))
+    mode = draw(st.sampled_from(MASK_MODES))
     content = draw(st.sampled_from(["noise", "constant", "sparse"]))
     gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
     video = torch.rand(batch, 3, frames, height, width, generator=gen)
@@ -39,7 +40,7 @@ class TestForegroundMask:
         mask = foreground_mask(video, beta=0.25)
         assert mask.shape == (4, 32, 32) and mask.dtype == torch.bool and mask.device.type == device.type
 
-    @pytest.mark.parametrize("mode", ["official", "motion"])
+    @pytest.mark.parametrize("mode", MASK_MODES)
     def test_finds_the_moving_square(self, mode: str) -> None:
         video = moving_square_clips()
         path = torch.zeros(32, 32, dtype=torch.bool)
@@ -86,7 +87,7 @@ class TestForegroundMask:
         video = moving_square_clips()
         video[0, :, 3, :5, :5] = bad
         video[1] = bad
-        for mode in ("official", "motion"):
+        for mode in MASK_MODES:
             mask = foreground_mask(video, beta=0.25, mode=mode)
             assert mask.sum(dim=(1, 2)).tolist() == [256] * 4
         # Non-finite values count as no motion: clips 2 and 3 are untouched by them.

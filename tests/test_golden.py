@@ -45,7 +45,7 @@ def test_golden_masks(
     # (basketball.mp4@0 at beta 0.3: ~400 pixels for ~300 places), the mask may keep other
     # pixels of that plateau: every pixel that differs from the golden mask must then score
     # within 1e-3 of the threshold (scores are normalised to [0, 1]).
-    final = _foreground_scores(_as_bcthw(video, data_format), refine=True).cpu().flatten(1)
+    final = _foreground_scores(_as_bcthw(video, data_format), mode="official").cpu().flatten(1)
     threshold = final.topk(count, dim=1).values[:, -1:]
     for n in torch.nonzero(scores < 0.995).flatten().tolist():
         differs = (mask[n] != expected[n]).flatten()

@@ -208,3 +208,42 @@ def test_pretrain_and_probe_on_cuda(data_root: Path, tmp_path: Path) -> None:
     assert trained["step"] == 6 and torch.isfinite(torch.tensor(trained["loss"]))
     result = probe(config("probe", data_root, tmp_path / "pr", device="cuda", pretrained=trained["checkpoint"]))
     assert result["test_videos"] == 9
+
+
+class TestFinetuneWithFame:
+    """``fame-aug finetune --fame``: FAME on the training clips only, with their own labels."""
+
+    def test_fame_changes_training_clips_only(
+        self, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from fame_aug import FAME
+
+        calls: list[tuple[int, str, bool]] = []
+        original = FAME.forward
+
+        def spy(self: FAME, video: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            out = original(self, video, *args, **kwargs)
+            calls.append((video.shape[0], self.mode, not torch.equal(out, video)))
+            return out
+
+        monkeypatch.setattr(FAME, "forward", spy)
+        values = {"fame": True, "fame_mode": "stabilized", "epochs": 1}
+        run = config("finetune", data_root, tmp_path / "ft", **values)
+        assert run.build_fame() is not None and run.build_fame().mode == "stabilized"
+        result = finetune(run)
+        # 18 training videos at batch 8: steps of 8, 8 and 2 clips, each through FAME; the test
+        # split (9 videos x 2 clips) is evaluated without it.
+        assert calls[:2] == [(8, "stabilized", True)] * 2 and [c[0] for c in calls] == [8, 8, 2]
+        assert result["test_videos"] == 9
+
+    def test_command_line_flags(self, data_root: Path, tmp_path: Path) -> None:
+        values = {**TINY, "epochs": 1, "data_root": str(data_root), "out": str(tmp_path / "ft")}
+        args = ["finetune", "--preset", "cpu-demo", *flags(values), "--fame", "--fame-p", "0.5"]
+        args += ["--fame-mode", "motion"]
+        assert main(args) == 0
+        saved = (tmp_path / "ft" / "config.json").read_text()
+        assert '"fame": true' in saved and '"fame_p": 0.5' in saved and '"fame_mode": "motion"' in saved
+        with pytest.raises(ValueError, match="fame_mode must be one of"):
+            config("finetune", data_root, tmp_path / "bad", fame=True, fame_mode="optical-flow")
+        with pytest.raises(ValueError, match="fame_p must lie in"):
+            config("finetune", data_root, tmp_path / "bad", fame_p=1.5)

@@ -10,6 +10,7 @@ from conftest import VIDEOS, require
 from torch import nn
 
 from fame_aug import FAME
+from fame_aug._checks import MASK_MODES
 from fame_aug.data import read_clip, to_float_clips
 
 CLIPS = ["v_SoccerJuggling_g23_c01.avi", "RATRACE_wave_f_nm_np1_fr_goo_37.avi", "basketball.mp4", "mmaction2_test.mp4"]
@@ -32,7 +33,7 @@ def colour_pipeline() -> K.VideoSequential:
     )
 
 
-@pytest.mark.parametrize("mode", ["official", "motion"])
+@pytest.mark.parametrize("mode", MASK_MODES)
 def test_fame_then_video_sequential(real_clips: torch.Tensor, mode: str) -> None:
     torch.manual_seed(0)
     fame, colour = FAME(mode=mode, self_pairs=False), colour_pipeline()

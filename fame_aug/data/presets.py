@@ -164,10 +164,23 @@ def pretrain(
     return TwoViewAugmentation(query, key)
 
 
-def finetune(crop_size: int = 112, scale: tuple[float, float] = (0.2, 1.0), flip: bool = True) -> ClipAugmentation:
-    """Supervised fine-tuning: crop, flip, grayscale, colour jitter, blur (``scale``, ``flip``: see ``pretrain``)."""
+def finetune(
+    crop_size: int = 112, scale: tuple[float, float] = (0.2, 1.0), flip: bool = True, fame: FAME | None = None
+) -> ClipAugmentation:
+    """Supervised fine-tuning: crop, flip, [FAME], grayscale, colour jitter, blur.
+
+    Args:
+        crop_size: output side.
+        scale: range of the crop's share of the frame area (see ``pretrain``).
+        flip: random horizontal flips (see ``pretrain``).
+        fame: optional configured :class:`FAME` for the training clips (a debiasing
+            augmentation, not in the paper): each clip keeps its foreground and its label, and
+            takes another training clip's background.
+    """
     crop_size, scale = _check_crop(crop_size), _check_scale(scale)
-    return ClipAugmentation(_crop_flip(crop_size, scale, flip), None, _colour(crop_size))
+    if fame is not None and not isinstance(fame, FAME):
+        raise TypeError(f"fame must be a FAME module or None, got {type(fame).__name__}")
+    return ClipAugmentation(_crop_flip(crop_size, scale, flip), fame, _colour(crop_size))
 
 
 def probe(crop_size: int = 112, scale: tuple[float, float] = (0.2, 1.0), flip: bool = True) -> ClipAugmentation:

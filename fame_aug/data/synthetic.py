@@ -115,28 +115,35 @@ def draw_object(
 
 
 def moving_object_clips(
-    num_clips: int = 4, num_frames: int = 16, size: int = 112, seed: int = 0
+    num_clips: int = 4, num_frames: int = 16, size: int = 112, seed: int = 0, pan: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clips of one object crossing a textured background in a straight line.
 
     Each clip draws its own background family, colours, object shape, size, direction and speed.
+    With ``pan > 0`` the camera also moves: the background slides by ``pan`` pixels per frame in
+    a random direction of its own (whole pixels), while the object's path in the frame is as
+    without it, so frame differences see the whole background change.
 
     Args:
         num_clips: clips to make.
         num_frames: frames per clip.
         size: frame side in pixels.
         seed: everything is deterministic given the seed.
+        pan: camera speed in pixels per frame (0: a static camera).
 
     Returns:
         ``(clips, masks)``: uint8 RGB (N, T, size, size, 3) and bool object masks (N, T, size, size).
     """
     if num_clips < 1 or num_frames < 1 or size < 8:
         raise ValueError(f"need num_clips >= 1, num_frames >= 1, size >= 8; got {num_clips}, {num_frames}, {size}")
+    if not 0 <= pan <= size:
+        raise ValueError(f"pan must be between 0 and size={size} pixels per frame, got {pan!r}")
     rng = np.random.default_rng(seed)
     clips = np.empty((num_clips, num_frames, size, size, 3), np.uint8)
     masks = np.zeros((num_clips, num_frames, size, size), bool)
+    extent = int(np.ceil(pan * max(num_frames - 1, 0)))  # how far the camera travels
     for n in range(num_clips):
-        background = background_texture(BACKGROUND_KINDS[int(rng.integers(5))], size, rng)
+        scene = background_texture(BACKGROUND_KINDS[int(rng.integers(5))], size + extent, rng)
         colour = _colours(rng, 1)[0]
         radius = size * rng.uniform(0.08, 0.16)
         shape = SHAPES[int(rng.integers(2))]
@@ -144,8 +151,19 @@ def moving_object_clips(
         direction = np.array([np.cos(angle), np.sin(angle)])
         travel = size * rng.uniform(0.35, 0.6)
         start = size / 2 - direction * travel / 2
+        camera = _camera_path(rng, num_frames, pan, extent) if pan > 0 else np.zeros((num_frames, 2), int)
         for t in range(num_frames):
             centre = start + direction * travel * t / max(num_frames - 1, 1)
-            clips[n, t] = background
+            top, left = camera[t]
+            clips[n, t] = scene[top : top + size, left : left + size]
             masks[n, t] = draw_object(clips[n, t], shape, (centre[0], centre[1]), radius, colour, clips[n, t])
     return clips, masks
+
+
+def _camera_path(rng: np.random.Generator, num_frames: int, pan: float, extent: int) -> np.ndarray:
+    """(T, 2) whole-pixel top-left corners of a view sliding ``pan`` px per frame across the scene."""
+    angle = rng.uniform(0, 2 * np.pi)
+    step = pan * np.array([np.sin(angle), np.cos(angle)])
+    path = step[None] * np.arange(num_frames)[:, None]
+    path -= path.min(axis=0)  # start where the whole path fits in the (size + extent) scene
+    return np.clip(np.round(path), 0, extent).astype(int)

@@ -20,8 +20,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from fame_aug._checks import MASK_MODES
+from fame_aug.fame import FAME
+
 __all__ = [
     "PRESETS",
+    "FameOptions",
     "FinetuneConfig",
     "PretrainConfig",
     "ProbeConfig",
@@ -147,7 +151,38 @@ class RunConfig:
 
 
 @dataclass
-class PretrainConfig(RunConfig):
+class FameOptions:
+    """FAME in a training pipeline, after the crop and flip, before the colour augmentations.
+
+    Attributes:
+        fame: apply FAME (pretraining: to the query view; fine-tuning: to the training clips,
+            which keep their own label, the foreground's).
+        fame_mode: mask mode ("official", "motion" or "stabilized").
+        fame_beta: foreground share.
+        fame_p: probability per clip.
+    """
+
+    fame: bool = False
+    fame_mode: str = "official"
+    fame_beta: float = 0.5
+    fame_p: float = 1.0
+
+    def check_fame(self) -> None:
+        """Raise ``ValueError`` for FAME settings no run could use."""
+        if self.fame_mode not in MASK_MODES:
+            raise ValueError(f"fame_mode must be one of {MASK_MODES}, got {self.fame_mode!r}")
+        if not 0 < self.fame_beta < 1:
+            raise ValueError(f"fame_beta must lie strictly between 0 and 1, got {self.fame_beta}")
+        if not 0 <= self.fame_p <= 1:
+            raise ValueError(f"fame_p must lie in [0, 1], got {self.fame_p}")
+
+    def build_fame(self) -> FAME | None:
+        """The configured ``FAME`` module, or None when ``fame`` is off."""
+        return FAME(beta=self.fame_beta, mode=self.fame_mode, p=self.fame_p) if self.fame else None
+
+
+@dataclass
+class PretrainConfig(RunConfig, FameOptions):
     """MoCo pretraining with FAME (SPEC section 2: lr 0.01, 200 epochs, steps at 120 and 180).
 
     Attributes:
@@ -158,10 +193,8 @@ class PretrainConfig(RunConfig):
         mlp: 2-layer MLP projection head.
         bn: ``shuffle`` (shuffle BN for the keys) or ``sync`` (SyncBatchNorm across processes).
         bn_splits: in one process, shuffled chunks for the key encoder's batch norm.
-        fame: apply FAME to the query view (``--no-fame`` for the baseline).
-        fame_mode: FAME mask mode.
-        fame_beta: FAME foreground share.
-        fame_p: FAME probability per clip.
+        fame: apply FAME to the query view (on by default; ``--no-fame`` for the baseline).
+            The other FAME settings: :class:`FameOptions`.
     """
 
     out: str = "runs/pretrain"
@@ -173,12 +206,10 @@ class PretrainConfig(RunConfig):
     bn: str = "shuffle"
     bn_splits: int = 1
     fame: bool = True
-    fame_mode: str = "official"
-    fame_beta: float = 0.5
-    fame_p: float = 1.0
 
     def validate(self) -> None:  # noqa: D102 - documented on the base class
         super().validate()
+        self.check_fame()
         if self.bn not in ("shuffle", "sync"):
             raise ValueError(f"bn must be 'shuffle' or 'sync', got {self.bn!r}")
         if self.queue_size < 2 * self.batch_size:
@@ -189,13 +220,16 @@ class PretrainConfig(RunConfig):
 
 
 @dataclass
-class FinetuneConfig(RunConfig):
+class FinetuneConfig(RunConfig, FameOptions):
     """Supervised fine-tuning (SPEC: lr 0.025, 150 epochs, batch 128, steps at 60 and 120).
 
     Attributes:
         pretrained: checkpoint to start from (pretraining run or backbone weights); empty
             trains from scratch.
         dropout: before the classifier (0.7 for UCF101, 0.5 for HMDB51).
+        fame: FAME on the training clips (off by default; ``--fame``), each keeping its own
+            label: a background-debiasing augmentation (not in the paper). Evaluation never
+            sees FAME. The other FAME settings: :class:`FameOptions`.
     """
 
     out: str = "runs/finetune"
@@ -205,6 +239,10 @@ class FinetuneConfig(RunConfig):
     epochs: int = 150
     lr: float = 0.025
     milestones: list[int] = field(default_factory=lambda: [60, 120])
+
+    def validate(self) -> None:  # noqa: D102 - documented on the base class
+        super().validate()
+        self.check_fame()
 
 
 @dataclass
@@ -313,7 +351,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "moco_momentum": 0.99,
             "fame_mode": "motion",
         },
-        "finetune": {"batch_size": 16, "epochs": 40, "lr": 0.05, "schedule": "cosine", "dropout": 0.5},
+        "finetune": {
+            "batch_size": 16,
+            "epochs": 40,
+            "lr": 0.05,
+            "schedule": "cosine",
+            "dropout": 0.5,
+            "fame_mode": "motion",
+        },
         "probe": {"batch_size": 16, "epochs": 20, "lr": 5.0, "schedule": "cosine"},
     },
 }

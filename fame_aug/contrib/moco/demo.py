@@ -49,7 +49,7 @@ def run_demo(
         main_bias=0.8,
         seeds=[0],
         variants=[f"fame-{mode}"] + (["baseline"] if baseline else []),
-        supervised=False,
+        supervised=[],
         pretrain_epochs=epochs or (1 if quick else preset.epochs),
         probe_epochs=probe_epochs or (1 if quick else resolve_config("probe", "cpu-demo", check_paths=False).epochs),
         dataset=tiny if quick else {},

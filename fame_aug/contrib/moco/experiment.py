@@ -5,7 +5,8 @@ own background with probability ``bias``; test videos on independent backgrounds
 backbone is pretrained with MoCo several times with identical seeds, data order and budget:
 without FAME (the baseline) and with FAME in each mask mode. Each is evaluated by a linear probe
 trained on the training split and tested on the test split, and by retrieval (test videos query
-training videos); a supervised model trained from scratch gives context. A diagnostic asks what
+training videos). Supervised models trained from scratch, without and with FAME on their
+training clips (each keeping its own label), show what labels achieve. A diagnostic asks what
 each representation matches on: for every test video, does its nearest training video share
 its class (motion), its background family, its object's shape, and how close is its object's
 colour (distance relative to the average over all training videos: below 100% means matched)?
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fame_aug._checks import MASK_MODES
 from fame_aug.contrib.moco.config import COMMANDS, resolve_config
 from fame_aug.contrib.moco.distributed import World
 from fame_aug.contrib.moco.finetune import finetune
@@ -42,19 +44,27 @@ from fame_aug.data.background_bias import render_video
 from fame_aug.data.synthetic import BACKGROUND_KINDS
 from fame_aug.functional import foreground_mask
 
-__all__ = ["VARIANTS", "ExperimentPlan", "run_experiment", "summarise"]
+__all__ = ["SUPERVISED_VARIANTS", "VARIANTS", "ExperimentPlan", "run_experiment", "summarise"]
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "baseline": {"fame": False},
     "fame-official": {"fame": True, "fame_mode": "official"},
     "fame-motion": {"fame": True, "fame_mode": "motion"},
+    "fame-stabilized": {"fame": True, "fame_mode": "stabilized"},
 }
-SUPERVISED = "supervised (no pretraining)"
+# Supervised training from scratch on the training split, plain and with FAME on the training
+# clips (each keeping its own label): the folder under each seed, and the fine-tuning keys.
+SUPERVISED_VARIANTS: dict[str, dict[str, Any]] = {
+    "supervised": {"fame": False},
+    "supervised-fame-official": {"fame": True, "fame_mode": "official"},
+    "supervised-fame-motion": {"fame": True, "fame_mode": "motion"},
+    "supervised-fame-stabilized": {"fame": True, "fame_mode": "stabilized"},
+}
 
 
 @dataclass
 class ExperimentPlan:
-    """What to run. The defaults are the published experiment's, sized for 2 CPU cores (< 30 min).
+    """What to run. The defaults are sized for 2 CPU cores (about 80 min).
 
     Attributes:
         out: run folder.
@@ -63,10 +73,12 @@ class ExperimentPlan:
         seeds: training seeds at ``main_bias``.
         other_seeds: training seeds at the other levels.
         variants: keys of ``VARIANTS``.
-        supervised: also train a supervised model from scratch (context).
+        supervised: keys of ``SUPERVISED_VARIANTS``: models trained with labels from scratch,
+            without and with FAME on their training clips (none: an empty list).
         pretrain_epochs: MoCo epochs.
         probe_epochs: linear probe epochs.
-        supervised_epochs: epochs of the supervised reference.
+        supervised_epochs: epochs of each supervised model (cheaper per epoch than pretraining:
+            one view, no key encoder; at 20 epochs every supervised model was at chance).
         dataset: options of the generated dataset (``BackgroundBiasConfig`` fields), bias aside.
         overrides: config keys for the stages that have them (on top of the ``cpu-demo`` preset),
             e.g. ``queue_size`` reaches pretraining only.
@@ -78,10 +90,10 @@ class ExperimentPlan:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     other_seeds: list[int] = field(default_factory=lambda: [0])
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
-    supervised: bool = True
+    supervised: list[str] = field(default_factory=lambda: list(SUPERVISED_VARIANTS))
     pretrain_epochs: int = 20
     probe_epochs: int = 10
-    supervised_epochs: int = 20
+    supervised_epochs: int = 60
     dataset: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -89,6 +101,9 @@ class ExperimentPlan:
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown:
             raise ValueError(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
+        unknown = [v for v in self.supervised if v not in SUPERVISED_VARIANTS]
+        if unknown:
+            raise ValueError(f"unknown supervised variants {unknown}; choose from {sorted(SUPERVISED_VARIANTS)}")
         if self.main_bias not in self.biases:
             raise ValueError(f"main_bias {self.main_bias} must be one of biases {self.biases}")
 
@@ -98,17 +113,36 @@ def _stage(
 ) -> dict[str, Any]:
     """Run one stage, or reuse its results if an earlier experiment finished it.
 
-    ``shared`` keys apply where the command has them; ``overrides`` must all be the command's.
+    ``shared`` keys apply where the command has them; ``overrides`` must all be the command's. A
+    folder that an earlier run filled with other settings (more epochs, another mode) is an error,
+    not a silent reuse: its results would not be this plan's.
     """
     known = {f.name for f in fields(COMMANDS[command])}
     overrides = {**{k: v for k, v in shared.items() if k in known}, **overrides}
+    config = resolve_config(command, "cpu-demo", overrides={"out": str(out), **overrides})
+    _check_same_settings(config, out)
     done = out / "results.json"
     if done.is_file() and command != "pretrain":
         return json.loads(done.read_text())
-    config = resolve_config(command, "cpu-demo", overrides={"out": str(out), **overrides})
     if command != "retrieve" and (out / "checkpoint.pt").is_file():
         config.resume = True  # finishes an interrupted stage, or returns at once if it is done
     return run(config)
+
+
+def _check_same_settings(config: Any, out: Path) -> None:
+    """Raise ``ValueError`` if ``out`` holds a run made with settings other than ``config``'s."""
+    saved = out / "config.json"
+    if not saved.is_file():
+        return
+    before = json.loads(saved.read_text())
+    now = json.loads(json.dumps(asdict(config)))  # lists and numbers as the file stores them
+    changed = sorted(k for k in now if k in before and k != "resume" and before[k] != now[k])
+    if changed:
+        details = ", ".join(f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in changed)
+        raise ValueError(
+            f"{out} holds a run with other settings ({details}); use another --out, or delete that folder "
+            f"to run it again"
+        )
 
 
 @torch.no_grad()
@@ -184,7 +218,7 @@ def run_experiment(plan: ExperimentPlan) -> list[dict[str, Any]]:
     plan.out.mkdir(parents=True, exist_ok=True)
     (plan.out / "plan.json").write_text(json.dumps(asdict(plan), default=str, indent=2))
     frame_size = resolve_config("pretrain", "cpu-demo", overrides=plan.overrides, check_paths=False).frame_size[0]
-    recall = mask_recall(plan.dataset, frame_size, ["official", "motion"])
+    recall = mask_recall(plan.dataset, frame_size, MASK_MODES)
     (plan.out / "mask_recall.json").write_text(json.dumps(recall, indent=2))
     rows: list[dict[str, Any]] = []
     for bias in plan.biases:
@@ -204,9 +238,10 @@ def run_experiment(plan: ExperimentPlan) -> list[dict[str, Any]]:
                 found = retrieval_and_neighbours(trained["checkpoint"], data_root, settings, folder / "retrieve")
                 row = {"bias": bias, "seed": seed, "variant": variant, "probe_top1": probed["top1"]}
                 rows.append({**row, **found, "pretrain_loss": trained.get("loss")})
-            if plan.supervised:
-                result = _stage("finetune", base / "supervised", {"epochs": plan.supervised_epochs}, finetune, settings)
-                rows.append({"bias": bias, "seed": seed, "variant": SUPERVISED, "probe_top1": result["top1"]})
+            for variant in plan.supervised:
+                keys = {**SUPERVISED_VARIANTS[variant], "epochs": plan.supervised_epochs}
+                result = _stage("finetune", base / variant, keys, finetune, settings)
+                rows.append({"bias": bias, "seed": seed, "variant": variant, "probe_top1": result["top1"]})
         _write(plan, rows)
     return rows
 
@@ -239,8 +274,8 @@ def markdown_table(summary: Sequence[dict[str, Any]], bias: float, classes: int)
     lines = [
         f"Bias {bias}, {classes} classes (chance {100 / classes:.1f}%); mean ± std over seeds, in %.",
         "",
-        "| pretraining | seeds | probe top-1 (test) | R@1 | R@5 | nearest shares class | background | shape "
-        "| colour distance |",
+        "| model | seeds | top-1 (test; linear probe if pretrained) | R@1 | R@5 | nearest shares class "
+        "| background | shape | colour distance |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in (e for e in summary if e["bias"] == bias):
@@ -258,18 +293,19 @@ def markdown_table(summary: Sequence[dict[str, Any]], bias: float, classes: int)
 
 
 def plot_probe_vs_bias(summary: Sequence[dict[str, Any]], classes: int, path: Path) -> Path:
-    """Probe top-1 (test) against bias, one line per pretraining, drawn with OpenCV."""
-    width, height, margin = 640, 420, 60
+    """Test top-1 (linear probe if pretrained) against bias, one line per model, drawn with OpenCV."""
+    plot_width, height, margin, legend_width = 640, 420, 60, 230
+    width = plot_width + legend_width
     image = np.full((height, width, 3), 255, np.uint8)
     biases = sorted({e["bias"] for e in summary})
     top = max([e["probe_top1"] for e in summary] + [1 / classes]) * 1.15
     low_bias, high_bias = min(biases), max(biases)
 
     def point(bias: float, value: float) -> tuple[int, int]:
-        x = margin + (bias - low_bias) / max(high_bias - low_bias, 1e-9) * (width - 2 * margin)
+        x = margin + (bias - low_bias) / max(high_bias - low_bias, 1e-9) * (plot_width - 2 * margin)
         return int(x), int(height - margin - value / top * (height - 2 * margin))
 
-    cv2.rectangle(image, (margin, margin), (width - margin, height - margin), (0, 0, 0), 1)
+    cv2.rectangle(image, (margin, margin), (plot_width - margin, height - margin), (0, 0, 0), 1)
     for tick in np.linspace(0, top, 5):
         y = point(low_bias, tick)[1]
         cv2.putText(image, f"{100 * tick:.0f}%", (5, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
@@ -279,28 +315,37 @@ def plot_probe_vs_bias(summary: Sequence[dict[str, Any]], classes: int, path: Pa
             image, f"{bias}", (x - 12, height - margin + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
         )
     cv2.line(image, point(low_bias, 1 / classes), point(high_bias, 1 / classes), (150, 150, 150), 1, cv2.LINE_AA)
-    palette = [(200, 60, 60), (40, 120, 220), (40, 160, 60), (160, 90, 200), (230, 140, 30)]
+    # RGB; supervised models (no linear probe) are drawn with thin lines.
+    palette = [
+        (200, 60, 60),
+        (40, 120, 220),
+        (40, 160, 60),
+        (160, 90, 200),
+        (230, 140, 30),
+        (20, 170, 170),
+        (120, 80, 40),
+        (220, 80, 160),
+    ]
     variants = list(dict.fromkeys(e["variant"] for e in summary))
     for n, variant in enumerate(variants):
         colour = palette[n % len(palette)]
+        thickness = 1 if variant.startswith("supervised") else 2
         points = [
             point(e["bias"], e["probe_top1"])
             for e in sorted(summary, key=lambda e: e["bias"])
             if e["variant"] == variant
         ]
         for a, b in itertools.pairwise(points):
-            cv2.line(image, a, b, colour, 2, cv2.LINE_AA)
+            cv2.line(image, a, b, colour, thickness, cv2.LINE_AA)
         for p in points:
             cv2.circle(image, p, 4, colour, -1, cv2.LINE_AA)
-    legend_top = height - margin - 30 - 18 * (len(variants) - 1)
-    cv2.rectangle(image, (margin + 4, legend_top), (margin + 240, height - margin - 4), (255, 255, 255), -1)
-    for n, variant in enumerate(variants):
-        position = (margin + 10, legend_top + 16 + 18 * n)
+    for n, variant in enumerate(variants):  # the legend, right of the plot
+        position = (plot_width - margin + 15, margin + 12 + 20 * n)
         colour = palette[n % len(palette)]
         cv2.putText(image, variant, position, cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
     cv2.putText(
         image,
-        "linear probe top-1 on the test split vs training-set bias (grey: chance)",
+        "test top-1 (linear probe if pretrained) vs training-set bias (grey: chance)",
         (margin, 30),
         cv2.FONT_HERSHEY_SIMPLEX,
         0.5,

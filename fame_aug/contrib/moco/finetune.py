@@ -68,7 +68,9 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     seed_everything(config.seed + world.rank, config.deterministic)
     run = RunFolder(config, world)
     data = build_dataset(config, train=True, sampler=finetune_sampler(config.num_frames, config.stride))
-    augment = presets.finetune(config.crop_size, scale=tuple(config.crop_scale), flip=config.flip).to(world.device)
+    augment = presets.finetune(
+        config.crop_size, scale=tuple(config.crop_scale), flip=config.flip, fame=config.build_fame()
+    ).to(world.device)
     classifier = build_classifier(config, len(data.classes)).to(world.device)
     model = wrap_distributed(classifier, world)
     optimizer = torch.optim.SGD(

@@ -8,7 +8,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from fame_aug import FAME
 from fame_aug.contrib.moco.config import PretrainConfig
 from fame_aug.contrib.moco.distributed import init_world
 from fame_aug.contrib.moco.engine import (
@@ -57,7 +56,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     run = RunFolder(config, world)
     data = build_dataset(config, train=True, sampler=pretrain_sampler(config.num_frames, config.stride))
     loader = build_loader(data, config, world, train=True)
-    fame = FAME(beta=config.fame_beta, mode=config.fame_mode, p=config.fame_p) if config.fame else False
+    fame = config.build_fame() or False
     augment = presets.pretrain(config.crop_size, fame=fame, scale=tuple(config.crop_scale), flip=config.flip)
     augment = augment.to(world.device)
 
