@@ -15,10 +15,10 @@ differences over the many weak ones of rippling water or a swaying crowd.
 Alignment is robust to the object: the translation minimises a truncated absolute difference
 of grey thumbnails, so pixels that do not fit the motion (the object, flickering water) each
 cost at most a constant, and the motion that most of the frame follows wins; among fits that
-are nearly as good, a small penalty prefers the smaller motion. The search is
-coarse to fine, exhaustive at each level (32 px thumbnails within 4 px, then 64 px within
-2 px, i.e. up to 15% of the frame per frame pair), with a parabola fit for the sub-pixel part.
-Everything is batched tensor code without host synchronisation.
+are nearly as good, a small penalty prefers the smaller motion. The search is coarse to fine
+and exhaustive at each level (for 112 px frames: within 4 px on 28 px thumbnails, 2 px on 56,
+1 px at 112, i.e. up to about a fifth of the frame per frame pair), with a parabola fit for the
+sub-pixel part. Everything is batched tensor code without host synchronisation.
 """
 
 from __future__ import annotations

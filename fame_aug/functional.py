@@ -57,7 +57,7 @@ def foreground_mask(
         - Non-finite input: NaN and Inf count as no motion (and as black for the colour model),
           so the mask keeps its exact count.
         - Camera motion (``"stabilized"``): one global translation per frame pair, found
-          within about 15% of the frame (16 px at 112) between consecutive frames; rotation,
+          within about a fifth of the frame (21 px at 112) between consecutive frames; rotation,
           zoom and parallax are not modelled. Frames larger than 112 px are averaged down by a
           whole factor first (224 -> 112).
         - Blur: Gaussian with ``k = int(0.1 * min(H, W)) // 2 * 2 + 1`` taps, sigma ``k / 3``,
