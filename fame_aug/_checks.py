@@ -24,10 +24,10 @@ def data_format(value: object) -> str:
     return value.upper()
 
 
-def mask_mode(value: object) -> str:
-    """Check a mask ``mode`` name."""
+def mask_mode(value: object, name: str = "mode") -> str:
+    """Check a mask mode name (the argument or config key ``name``)."""
     if not isinstance(value, str) or value not in MASK_MODES:
-        raise ValueError(f"mode must be one of {MASK_MODES}, got {value!r}")
+        raise ValueError(f"{name} must be one of {MASK_MODES}, got {value!r}")
     return value
 
 

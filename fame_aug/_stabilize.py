@@ -56,8 +56,9 @@ def stabilized_saliency(clips: torch.Tensor) -> torch.Tensor:
     positions = torch.cat([steps.new_zeros(batch, 1, 2), steps.cumsum(dim=1)], dim=1)
     # Non-finite pixels count as no motion: their differences are dropped (the grey above is clean).
     differences = _aligned_differences(small, positions).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-    # The background model is grey at half the working size: it only needs to place the object.
-    half = pyramid[1] if pyramid[1].shape[-1] < grey.shape[-1] else grey
+    # The background model is grey at half the working size (the pyramid's next level, which
+    # repeats the finest one for tiny frames): it only needs to place the object.
+    half = pyramid[1]
     from_background = _background_differences(half, positions * (half.shape[-1] / grey.shape[-1]))
     saliency = _scaled_to_frame(differences, height, width)
     saliency += _BACKGROUND_WEIGHT * _scaled_to_frame(from_background, height, width)
@@ -133,13 +134,21 @@ def shift_frames(frames: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Ten
     height, width = frames.shape[-2:]
     rows = torch.arange(height, device=frames.device) + offsets[..., :1]  # (..., H)
     cols = torch.arange(width, device=frames.device) + offsets[..., 1:]  # (..., W)
-    valid = ((rows >= 0) & (rows < height))[..., :, None] & ((cols >= 0) & (cols < width))[..., None, :]
     # One gather over the flattened frame: source pixel (row, col) of every output pixel.
-    source = rows.clamp(0, height - 1)[..., :, None] * width + cols.clamp(0, width - 1)[..., None, :]
+    source, valid = _flat_sources(rows[..., :, None], cols[..., None, :], height, width)
     leading = torch.broadcast_shapes(frames.shape[:-2], source.shape[:-2])
     index = source.flatten(-2).expand(*leading, height * width)
     shifted = frames.flatten(-2).expand(*leading, height * width).gather(-1, index)
     return shifted.view(*leading, height, width), valid
+
+
+def _flat_sources(rows: torch.Tensor, cols: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat index ``row * width + col`` of source pixels clamped into the frame, and whether each is inside.
+
+    ``rows`` and ``cols`` are long tensors that broadcast against each other.
+    """
+    inside = ((rows >= 0) & (rows < height)) & ((cols >= 0) & (cols < width))
+    return rows.clamp(0, height - 1) * width + cols.clamp(0, width - 1), inside
 
 
 def _alignment_cost(
@@ -160,13 +169,8 @@ def _alignment_cost(
     steps = torch.arange(-radius, radius + 1, device=device)
     source_rows = row_taps[None, None] + (offset[:, :1, None] + steps[None, :, None])  # (N, 2r+1, th)
     source_cols = col_taps[None, None] + (offset[:, 1:, None] + steps[None, :, None])  # (N, 2r+1, tw)
-    inside = ((source_rows >= 0) & (source_rows < rows))[:, :, None, :, None] & (
-        (source_cols >= 0) & (source_cols < cols)
-    )[:, None, :, None, :]
     # One gather reads the compared pixels of every candidate offset: (N, 2r+1, 2r+1, th, tw).
-    index = (
-        source_rows.clamp(0, rows - 1)[:, :, None, :, None] * cols + source_cols.clamp(0, cols - 1)[:, None, :, None, :]
-    )
+    index, inside = _flat_sources(source_rows[:, :, None, :, None], source_cols[:, None, :, None, :], rows, cols)
     windows = second.reshape(count, -1).gather(1, index.reshape(count, -1)).view(index.shape)
     residual = (windows - centre[:, None, None]).abs_().clamp_(max=_RESIDUAL_CAP)
     residual = residual.masked_fill_(~inside, _RESIDUAL_CAP)

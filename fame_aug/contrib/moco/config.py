@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from fame_aug._checks import MASK_MODES
+from fame_aug import _checks
 from fame_aug.fame import FAME
 
 __all__ = [
@@ -168,13 +168,10 @@ class FameOptions:
     fame_p: float = 1.0
 
     def check_fame(self) -> None:
-        """Raise ``ValueError`` for FAME settings no run could use."""
-        if self.fame_mode not in MASK_MODES:
-            raise ValueError(f"fame_mode must be one of {MASK_MODES}, got {self.fame_mode!r}")
-        if not 0 < self.fame_beta < 1:
-            raise ValueError(f"fame_beta must lie strictly between 0 and 1, got {self.fame_beta}")
-        if not 0 <= self.fame_p <= 1:
-            raise ValueError(f"fame_p must lie in [0, 1], got {self.fame_p}")
+        """Raise ``ValueError`` for FAME settings no run could use (the module's checks, naming the keys)."""
+        _checks.mask_mode(self.fame_mode, name="fame_mode")
+        _checks.unit_interval("fame_beta", self.fame_beta, open_interval=True)
+        _checks.unit_interval("fame_p", self.fame_p, open_interval=False)
 
     def build_fame(self) -> FAME | None:
         """The configured ``FAME`` module, or None when ``fame`` is off."""
