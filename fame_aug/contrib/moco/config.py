@@ -283,30 +283,20 @@ class RetrieveConfig(RunConfig):
             raise ValueError(f"pretrained must name an existing checkpoint, got {self.pretrained!r}")
 
 
+# The published UCF101 and HMDB51 setups share their model, input size and queue.
+_R2PLUS1D: dict[str, Any] = {"backbone": "r2plus1d_18", "crop_size": 112, "frame_size": [128, 171]}
+_PRETRAIN_QUEUE_2048: dict[str, Any] = {"queue_size": 2048, "batch_size": 64}
+
 # Dataset and model of each setup; the optimisation recipe is each command's defaults.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "ucf101": {
-        "all": {
-            "dataset": "ucf101",
-            "data_root": "data/UCF-101",
-            "split_dir": "data/ucfTrainTestlist",
-            "backbone": "r2plus1d_18",
-            "crop_size": 112,
-            "frame_size": [128, 171],
-        },
-        "pretrain": {"queue_size": 2048, "batch_size": 64},
+        "all": {"dataset": "ucf101", "data_root": "data/UCF-101", "split_dir": "data/ucfTrainTestlist", **_R2PLUS1D},
+        "pretrain": _PRETRAIN_QUEUE_2048,
         "finetune": {"dropout": 0.7},
     },
     "hmdb51": {
-        "all": {
-            "dataset": "hmdb51",
-            "data_root": "data/hmdb51",
-            "split_dir": "data/hmdb51_splits",
-            "backbone": "r2plus1d_18",
-            "crop_size": 112,
-            "frame_size": [128, 171],
-        },
-        "pretrain": {"queue_size": 2048, "batch_size": 64},
+        "all": {"dataset": "hmdb51", "data_root": "data/hmdb51", "split_dir": "data/hmdb51_splits", **_R2PLUS1D},
+        "pretrain": _PRETRAIN_QUEUE_2048,
         "finetune": {"dropout": 0.5},
     },
     "k400": {

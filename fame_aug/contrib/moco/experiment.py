@@ -46,19 +46,17 @@ from fame_aug.functional import foreground_mask
 
 __all__ = ["SUPERVISED_VARIANTS", "VARIANTS", "ExperimentPlan", "run_experiment", "summarise"]
 
+# MoCo pretraining without FAME and with FAME in each mask mode: the folder under each seed,
+# and the pretraining keys.
 VARIANTS: dict[str, dict[str, Any]] = {
     "baseline": {"fame": False},
-    "fame-official": {"fame": True, "fame_mode": "official"},
-    "fame-motion": {"fame": True, "fame_mode": "motion"},
-    "fame-stabilized": {"fame": True, "fame_mode": "stabilized"},
+    **{f"fame-{mode}": {"fame": True, "fame_mode": mode} for mode in MASK_MODES},
 }
 # Supervised training from scratch on the training split, plain and with FAME on the training
 # clips (each keeping its own label): the folder under each seed, and the fine-tuning keys.
 SUPERVISED_VARIANTS: dict[str, dict[str, Any]] = {
     "supervised": {"fame": False},
-    "supervised-fame-official": {"fame": True, "fame_mode": "official"},
-    "supervised-fame-motion": {"fame": True, "fame_mode": "motion"},
-    "supervised-fame-stabilized": {"fame": True, "fame_mode": "stabilized"},
+    **{f"supervised-fame-{mode}": {"fame": True, "fame_mode": mode} for mode in MASK_MODES},
 }
 
 
