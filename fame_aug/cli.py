@@ -31,6 +31,7 @@ def _make_synthetic(args: argparse.Namespace) -> int:
         size=args.size,
         bias=args.bias,
         pan=args.pan,
+        object_size=tuple(args.object_size),
         seed=args.seed,
         codec=args.codec,
     )
@@ -73,36 +74,39 @@ def _demo(args: argparse.Namespace) -> int:
     from fame_aug.contrib.moco.demo import run_demo
 
     run_demo(
-        Path(args.out), epochs=args.epochs, probe_epochs=args.probe_epochs, baseline=args.baseline, quick=args.quick
+        Path(args.out),
+        epochs=args.epochs,
+        probe_epochs=args.probe_epochs,
+        supervised_epochs=args.supervised_epochs,
+        quick=args.quick,
+        jobs=args.jobs,
     )
     return 0
 
 
 def _experiment(args: argparse.Namespace) -> int:
     """The background-bias experiment: pretrain with and without FAME, probe, retrieve, summarise."""
-    from fame_aug.contrib.moco.experiment import ExperimentPlan, run_experiment
+    from fame_aug.contrib.moco.experiment import QUICK_DATASET, QUICK_OVERRIDES, ExperimentPlan, run_experiment
 
-    quick = {"frame_size": [32, 32], "crop_size": 28, "batch_size": 8, "queue_size": 64, "eval_clips": 2}
     plan = ExperimentPlan(
         out=Path(args.out),
         biases=args.biases,
-        main_bias=args.main_bias,
+        control=args.control,
         seeds=args.seeds,
-        other_seeds=args.other_seeds,
         variants=args.variants,
         supervised=args.supervised,
         pretrain_epochs=args.pretrain_epochs,
         probe_epochs=args.probe_epochs,
         supervised_epochs=args.supervised_epochs,
-        dataset={"classes": 3, "train_per_class": 4, "test_per_class": 2, "frames": 16, "size": 32}
-        if args.quick
-        else {},
-        overrides=quick if args.quick else {},
+        dataset=QUICK_DATASET if args.quick else {},
+        overrides=QUICK_OVERRIDES if args.quick else {},
+        jobs=args.jobs,
     )
     begin = time.perf_counter()
     run_experiment(plan)
     print("\n" + (plan.out / "table.md").read_text())
-    print(f"plot: {plan.out / 'probe_vs_bias.png'}; every run: {plan.out / 'runs.csv'}")
+    plots = ", ".join(str(plan.out / name) for name in ("probe_vs_bias.png", "learning_curves.png"))
+    print(f"plots: {plots}; every run: {plan.out / 'runs.csv'}")
     print(f"{(time.perf_counter() - begin) / 60:.1f} minutes")
     return 0
 
@@ -143,14 +147,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fame-aug {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="pretrain with and without FAME on built-in data, probe, retrieve (CPU)")
+    demo = commands.add_parser(
+        "demo", help="supervised and MoCo models with and without FAME on built-in data (CPU, ~5 min)"
+    )
+    from fame_aug.contrib.moco.demo import DEMO_EPOCHS
+
     demo.add_argument("--out", default="runs/demo", help="run folder (default runs/demo)")
-    demo.add_argument("--epochs", type=int, default=None, help="pretraining epochs (default: the cpu-demo preset's)")
-    demo.add_argument("--probe-epochs", type=int, default=None, help="linear probe epochs")
+    demo.add_argument("--epochs", type=int, default=None, help=f"MoCo epochs (default {DEMO_EPOCHS['pretrain']})")
+    demo.add_argument("--probe-epochs", type=int, default=None, help="linear probe epochs (default: the preset's)")
     demo.add_argument(
-        "--baseline", action=argparse.BooleanOptionalAction, default=True, help="also pretrain without FAME"
+        "--supervised-epochs", type=int, default=None, help=f"supervised epochs (default {DEMO_EPOCHS['supervised']})"
     )
     demo.add_argument("--quick", action="store_true", help="a tiny run that only checks everything works")
+    demo.add_argument("--jobs", type=int, default=2, help="models trained at the same time (default 2)")
     demo.set_defaults(run=_demo)
 
     synth = commands.add_parser("make-synthetic", help="write the background-bias dataset (UCF101 layout)")
@@ -165,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--bias", type=float, default=defaults.bias, help="share of training videos on their own background"
     )
     synth.add_argument("--pan", type=float, default=defaults.pan, help="share of videos with a slow camera pan")
+    synth.add_argument(
+        "--object-size",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=list(defaults.object_size),
+        help="range of the object's radius, in units of the frame side",
+    )
     synth.add_argument("--seed", type=int, default=defaults.seed)
     synth.add_argument("--codec", choices=("ffv1", "mjpg"), default=defaults.codec)
     synth.add_argument("--overwrite", action="store_true", help="replace a dataset made here before")
@@ -173,16 +190,21 @@ def build_parser() -> argparse.ArgumentParser:
     experiment = commands.add_parser("experiment", help="reproducible experiments on built-in data")
     experiments = experiment.add_subparsers(dest="experiment", required=True)
     bias = experiments.add_parser(
-        "background-bias", help="does FAME make models follow motion rather than background? (CPU, ~80 min)"
+        "background-bias", help="does FAME make models follow motion rather than background? (CPU, ~30 min)"
     )
     from fame_aug.contrib.moco.experiment import SUPERVISED_VARIANTS, VARIANTS, ExperimentPlan
 
     plan = ExperimentPlan()
     bias.add_argument("--out", default=str(plan.out), help=f"run folder (default {plan.out})")
-    bias.add_argument("--biases", type=float, nargs="+", default=plan.biases)
-    bias.add_argument("--main-bias", type=float, default=plan.main_bias, help="the level every seed runs at")
+    bias.add_argument("--biases", type=float, nargs="+", default=plan.biases, help="bias levels")
+    bias.add_argument(
+        "--control",
+        nargs="*",
+        choices=sorted({**VARIANTS, **SUPERVISED_VARIANTS}),
+        default=plan.control,
+        help="models also trained where backgrounds are independent of the class (none: give the flag alone)",
+    )
     bias.add_argument("--seeds", type=int, nargs="+", default=plan.seeds)
-    bias.add_argument("--other-seeds", type=int, nargs="+", default=plan.other_seeds, help="seeds at other levels")
     bias.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=plan.variants)
     bias.add_argument(
         "--supervised",
@@ -191,10 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=plan.supervised,
         help="supervised models from scratch, without and with FAME (none: give the flag alone)",
     )
-    bias.add_argument("--pretrain-epochs", type=int, default=plan.pretrain_epochs)
-    bias.add_argument("--probe-epochs", type=int, default=plan.probe_epochs)
-    bias.add_argument("--supervised-epochs", type=int, default=plan.supervised_epochs)
+    bias.add_argument("--pretrain-epochs", type=int, default=None, help="default: the cpu-demo preset's")
+    bias.add_argument("--probe-epochs", type=int, default=None, help="default: the cpu-demo preset's")
+    bias.add_argument("--supervised-epochs", type=int, default=None, help="default: the cpu-demo preset's")
     bias.add_argument("--quick", action="store_true", help="a tiny run that only checks everything works")
+    bias.add_argument("--jobs", type=int, default=2, help="models trained at the same time, in processes (default 2)")
     bias.set_defaults(run=_experiment)
 
     visualize = commands.add_parser("visualize", help="draw FAME masks, class activation maps or retrieval results")

@@ -81,6 +81,21 @@ def test_config_errors() -> None:
         BackgroundBiasConfig(classes=11)
     with pytest.raises(ValueError, match="bias must lie in"):
         BackgroundBiasConfig(bias=1.5)
+    for bad in [(0.2, 0.1), (0.0, 0.1), (0.1, 0.6), (0.1,)]:
+        with pytest.raises(ValueError, match="object_size must be"):
+            BackgroundBiasConfig(object_size=bad)  # type: ignore[arg-type]
+
+
+def test_object_size_sets_the_object_radius() -> None:
+    """object_size is the radius range in units of the frame side; a JSON list is accepted."""
+    assert BackgroundBiasConfig(object_size=[0.1, 0.2]).object_size == (0.1, 0.2)  # type: ignore[arg-type]
+    areas = [
+        render_video("LeftToRight", "noise", 4, 100, np.random.default_rng(seed), object_size=(side, side))[1][0].sum()
+        for seed in range(6)  # the same seed draws the same shape at both sizes
+        for side in (0.08, 0.2)
+    ]
+    ratios = np.array(areas[1::2]) / np.array(areas[0::2])
+    assert np.all((ratios > 4.5) & (ratios < 8.5)), ratios  # (0.2 / 0.08) ** 2 = 6.25
 
 
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

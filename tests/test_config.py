@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from fame_aug.contrib.moco.config import (
     PRESETS,
@@ -17,6 +19,7 @@ from fame_aug.contrib.moco.config import (
     config_from_args,
     resolve_config,
 )
+from fame_aug.contrib.moco.engine import build_optimizer, lr_at
 
 
 def test_defaults_are_the_published_recipe() -> None:
@@ -73,5 +76,30 @@ def test_errors(tmp_path: Path) -> None:
         resolve_config("pretrain", overrides={"queue_size": 100, "batch_size": 64}, check_paths=False)
     with pytest.raises(ValueError, match="pretrained must name an existing checkpoint"):
         resolve_config("probe", "cpu-demo")
+    with pytest.raises(ValueError, match=r"cache must be one of \('auto', 'memory', 'off'\), got 'disk'"):
+        resolve_config("pretrain", overrides={"cache": "disk"}, check_paths=False)
+    with pytest.raises(ValueError, match=r"optimizer must be one of \('sgd', 'adamw'\), got 'adam'"):
+        resolve_config("finetune", overrides={"optimizer": "adam"}, check_paths=False)
+    with pytest.raises(ValueError, match="warmup_epochs must be >= 0, got -1"):
+        resolve_config("pretrain", overrides={"warmup_epochs": -1}, check_paths=False)
     with pytest.raises(ValueError, match=r"config file .* does not exist"):
         resolve_config("pretrain", config_file=tmp_path / "missing.yaml")
+
+
+def test_learning_rate_schedule_and_optimizer() -> None:
+    """Linear warm-up to lr, then the schedule over the remaining epochs; a short run ends in the warm-up."""
+    config = resolve_config(
+        "pretrain", overrides={"lr": 1.0, "epochs": 10, "warmup_epochs": 4, "schedule": "cosine"}, check_paths=False
+    )
+    rates = [lr_at(epoch, config) for epoch in range(10)]
+    assert rates[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])  # the cosine starts at its top after warm-up
+    assert all(a > b for a, b in itertools.pairwise(rates[4:])) and rates[-1] > 0
+    short = resolve_config("pretrain", overrides={"lr": 1.0, "epochs": 2, "warmup_epochs": 4}, check_paths=False)
+    assert [lr_at(epoch, short) for epoch in range(2)] == pytest.approx([0.2, 0.4])  # as the first 2 of 10
+    step = resolve_config("pretrain", overrides={"lr": 1.0, "milestones": [3], "gamma": 0.1}, check_paths=False)
+    assert [lr_at(epoch, step) for epoch in (2, 3)] == pytest.approx([1.0, 0.1])  # no warm-up by default
+    weights = [torch.nn.Parameter(torch.zeros(2))]
+    adamw = build_optimizer(weights, resolve_config("finetune", "cpu-demo", check_paths=False))
+    sgd = build_optimizer(weights, resolve_config("finetune", check_paths=False))
+    assert isinstance(adamw, torch.optim.AdamW) and adamw.defaults["weight_decay"] == 0.05
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9

@@ -276,3 +276,45 @@ class TestRandomness:
             data, batch_size=4, num_workers=1, multiprocessing_context="spawn", collate_fn=collate_clips
         )
         assert [batch[0].shape[0] for batch in loader] == [4, 4]
+
+
+class TestCache:
+    def test_cached_clips_equal_decoded_clips(self, ucf_tree: Path) -> None:
+        options = {"sampler": pretrain_sampler(4, 2), "frame_size": (24, 24), "seed": 5}
+        disk = UCF101(ucf_tree / "videos", ucf_tree / "splits", **options)
+        memory = UCF101(ucf_tree / "videos", ucf_tree / "splits", cache=True, **options)
+        held = memory.preload()
+        assert held == memory.cached_bytes == len(memory) * SMALL.frames * 24 * 24 * 3
+        for index in range(len(disk)):  # the same generator draws the same positions from the same frames
+            assert torch.equal(disk[index][0], memory[index][0])
+
+    def test_workers_share_the_preloaded_frames(self, counter_tree: Path) -> None:
+        listing = counter_tree / "all.txt"
+        listing.write_text("jump/jump_0.avi 0\nwave/wave_1.avi 1\n")
+        data = VideoList(listing, sampler=eval_sampler(4, 3, 2), frame_size=None, cache=True)
+        data.preload()
+        for path in (counter_tree / "jump" / "jump_0.avi", counter_tree / "wave" / "wave_1.avi"):
+            path.unlink()  # served from memory: the files are no longer needed
+        loader = DataLoader(data, batch_size=1, num_workers=2, collate_fn=collate_clips)
+        numbers = [frame_numbers(batch[0][0].numpy()).tolist() for batch in loader]
+        assert numbers == [[[0, 3, 6, 9], [50, 53, 56, 59]]] * 2 and data.num_bad == 0
+
+    def test_bad_videos_skipped_and_counted_when_preloading(self, counter_tree: Path) -> None:
+        _, bad = TestBadVideos().make(counter_tree)
+        cached = VideoList(counter_tree / "mixed.txt", sampler=eval_sampler(4, 1, 1), frame_size=None, cache=True)
+        with pytest.warns(BadVideoWarning) as caught:
+            cached.preload()
+        assert cached.num_bad == 4 and set(cached.bad_videos) == set(bad.values()) and len(caught) == 4
+        assert [cached[i][2] for i in range(len(cached))] == [2] * 5
+
+    def test_memory_limit_and_misuse(self, counter_tree: Path) -> None:
+        listing = counter_tree / "all.txt"
+        listing.write_text("jump/jump_0.avi 0\nwave/wave_1.avi 1\n")
+        data = VideoList(listing, frame_size=None, cache=True)
+        with pytest.raises(ValueError, match="lower frame_size or turn the cache off"):
+            data.preload(max_bytes=60 * 24 * 32 * 3)  # room for one video of two
+        assert data.cached_bytes == 0
+        with pytest.raises(ValueError, match="preload needs a dataset made with cache=True"):
+            VideoList(listing, frame_size=None).preload()
+        with pytest.raises(TypeError, match="cache must be a bool"):
+            VideoList(listing, cache="yes")  # type: ignore[arg-type]

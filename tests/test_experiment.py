@@ -13,8 +13,8 @@ from fame_aug.contrib.moco.experiment import (
     SUPERVISED_VARIANTS,
     VARIANTS,
     ExperimentPlan,
+    line_plot,
     markdown_table,
-    plot_probe_vs_bias,
     summarise,
 )
 
@@ -38,32 +38,55 @@ def test_table_and_plot(tmp_path: Path) -> None:
     summary = summarise(ROWS)
     table = markdown_table(summary, 0.8, classes=8)
     assert "chance 12.5%" in table and "| baseline | 2 | 15.0 ± 7.1 | 30.0 ± 14.1 | - |" in table
-    path = plot_probe_vs_bias(summary, 8, tmp_path / "plot.png")
+    series = {e["variant"]: [(e["bias"], e["probe_top1"])] for e in summary}
+    path = line_plot(series, "top-1 vs bias", tmp_path / "plot.png", reference=0.125)
     image = cv2.imread(str(path))
     assert image.shape == (420, 870, 3) and (image < 200).any(axis=2).mean() > 0.01  # axes, lines, legend drawn
+    # the series are drawn in different colours (legend and points), BGR (200, 60, 60) and (40, 120, 220)
+    assert (image == (60, 60, 200)).all(axis=2).any() and (image == (220, 120, 40)).all(axis=2).any()
 
 
 def test_plan_errors() -> None:
     with pytest.raises(ValueError, match="unknown variants"):
         ExperimentPlan(variants=["fame-stabilized-v9"])
-    with pytest.raises(ValueError, match=r"main_bias 0\.7 must be one of biases"):
-        ExperimentPlan(main_bias=0.7)
+    with pytest.raises(ValueError, match="unknown control"):
+        ExperimentPlan(control=["moco"])
+    with pytest.raises(ValueError, match=r"biases must lie in \[0, 1\], got 1.5"):
+        ExperimentPlan(biases=[0.8, 1.5])
+    with pytest.raises(ValueError, match="jobs must be an integer >= 1, got 0"):
+        ExperimentPlan(jobs=0)
+
+
+def test_plan_levels() -> None:
+    plan = ExperimentPlan()  # the control (backgrounds independent of class), then bias 0.8
+    assert plan.levels() == [
+        (0.125, ["supervised"]),
+        (0.8, ["baseline", "fame-motion", "supervised", "supervised-fame-motion"]),
+    ]
+    assert ExperimentPlan(control=[], biases=[0.5], dataset={"classes": 4}).levels()[0][0] == 0.5
+    assert "control: backgrounds independent of the class" in markdown_table([], 0.125, classes=8)
 
 
 def test_quick_experiment_runs_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["experiment", "background-bias", "--out", str(tmp_path / "exp"), "--quick", "--biases", "0.5", "0.8"]
+    args = ["experiment", "background-bias", "--out", str(tmp_path / "exp"), "--quick", "--biases", "0.8"]
+    args += ["--variants", *VARIANTS, "--supervised", *SUPERVISED_VARIANTS]
     args += ["--seeds", "0", "--pretrain-epochs", "1", "--probe-epochs", "1", "--supervised-epochs", "1"]
-    assert main(args) == 0
+    assert main([*args, "--jobs", "2"]) == 0  # two processes; each run's console output goes to its log.txt
+    assert "finished bias 0.8 seed 0 baseline: top-1" in capsys.readouterr().out
     out = tmp_path / "exp"
     rows = list(csv.DictReader((out / "runs.csv").open()))
-    assert len(rows) == 2 * 8  # two biases x (baseline, three FAME modes, supervised without and with FAME x 3)
+    assert len(rows) == 1 + 8  # the control's supervised model; baseline, three FAME modes, supervised x 4
     assert {r["variant"] for r in rows} == set(VARIANTS) | set(SUPERVISED_VARIANTS)
+    assert [r["bias"] for r in rows] == [str(1 / 3)] + ["0.8"] * 8
     first_table = (out / "table.md").read_text()
-    assert "Bias 0.5" in first_table and "Bias 0.8" in first_table and (out / "probe_vs_bias.png").is_file()
-    capsys.readouterr()
-    assert main(args) == 0  # everything is reused: same results
+    assert "Bias 0.333333 (control" in first_table and "Bias 0.8," in first_table
+    assert (out / "probe_vs_bias.png").is_file() and (out / "summary_by_variant.json").is_file()
+    assert (out / "learning_curves.png").is_file() and "pretrain 1/1" in (
+        out / "bias0.8/seed0/baseline/log.txt"
+    ).read_text()
+    assert main([*args, "--jobs", "1"]) == 0  # everything is reused: same results
     assert (out / "table.md").read_text() == first_table
     assert "pretrain 1/1" not in capsys.readouterr().err
     # A finished run is never reused for other settings.
-    assert main([*args[:-1], "2"]) != 0
+    assert main([*args[:-1], "2", "--jobs", "1"]) != 0
     assert "holds a run with other settings (epochs: 1 -> 2)" in capsys.readouterr().err

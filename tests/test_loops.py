@@ -4,6 +4,7 @@ retrieve, HMDB51, two processes, the command line and the demo."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import socket
@@ -196,10 +197,17 @@ def test_command_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path)
 
 
 def test_demo_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--quick"]) == 0
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--quick", "--jobs", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "| fame-motion | 1 |" in printed and "| baseline | 1 |" in printed
+    for model in ("baseline", "fame-motion", "supervised", "supervised-fame-motion"):
+        assert f"| {model} | 1 |" in printed
     assert (tmp_path / "demo" / "fame_masks.png").is_file() and (tmp_path / "demo" / "table.md").is_file()
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert set(summary) == {"supervised", "moco", "chance", "seconds"} and summary["chance"] == 33.3
+    assert set(summary["supervised"]) == {"plain", "fame"} and set(summary["moco"]) == {"baseline", "fame"}
+    table = (tmp_path / "demo" / "table.md").read_text()  # the summary's numbers are the table's
+    assert f"| supervised | 1 | {summary['supervised']['plain']:.1f} ± 0.0 |" in table
+    assert f"| fame-motion | 1 | {summary['moco']['fame']:.1f} ± 0.0 |" in table
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -6,18 +6,17 @@ from pathlib import Path
 from typing import Any
 
 from fame_aug.contrib.moco import resolve_config
+from fame_aug.contrib.moco.experiment import QUICK_OVERRIDES
 from fame_aug.data import BackgroundBiasConfig, make_background_bias_dataset
 
+# The command line's --quick settings (pretraining's queue aside), with shorter clips, two epochs
+# and deterministic kernels.
 TINY: dict[str, Any] = {
-    "frame_size": [32, 32],
-    "crop_size": 28,
+    **{key: value for key, value in QUICK_OVERRIDES.items() if key != "queue_size"},
     "num_frames": 8,
     "stride": 2,
-    "batch_size": 8,
     "backbone_width": 8,
-    "eval_clips": 2,
     "eval_batch_size": 4,
-    "workers": 0,
     "epochs": 2,
     "deterministic": True,
 }
@@ -33,7 +32,7 @@ def make_tiny_dataset(root: Path) -> Path:
 
 def tiny_config(command: str, data_root: Path, out: Path, **values: Any) -> Any:
     """The ``cpu-demo`` preset shrunk to seconds, for ``command`` on the tiny dataset."""
-    extra = {"queue_size": 64} if command == "pretrain" else {}
+    extra = {"queue_size": QUICK_OVERRIDES["queue_size"]} if command == "pretrain" else {}
     overrides = {**TINY, **extra, "data_root": str(data_root), "out": str(out), **values}
     return resolve_config(command, "cpu-demo", overrides=overrides)
 

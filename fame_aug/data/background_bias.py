@@ -57,17 +57,20 @@ class BackgroundBiasConfig:
         size: frame side in pixels.
         bias: probability that a training video shows its class's own background family.
         pan: probability that a video has a slow camera pan over a larger texture.
+        object_size: ``(low, high)``: the object's radius is drawn uniformly between them, in
+            units of the frame side (zooming classes scale it by 0.45 to 1.75 over the video).
         seed: everything is deterministic given the seed.
         codec: ``"ffv1"`` (lossless, default) or ``"mjpg"``.
     """
 
     classes: int = 8
-    train_per_class: int = 24
-    test_per_class: int = 8
+    train_per_class: int = 96
+    test_per_class: int = 16
     frames: int = 32
     size: int = 64
     bias: float = 0.8
     pan: float = 0.0
+    object_size: tuple[float, float] = (0.09, 0.14)
     seed: int = 0
     codec: str = "ffv1"
 
@@ -82,6 +85,10 @@ class BackgroundBiasConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+        low, high = (float(v) for v in self.object_size) if len(self.object_size) == 2 else (0.0, -1.0)
+        if not 0.0 < low <= high <= 0.5:
+            raise ValueError(f"object_size must be (low, high) with 0 < low <= high <= 0.5, got {self.object_size!r}")
+        object.__setattr__(self, "object_size", (low, high))  # a list from JSON becomes the tuple
         if self.codec not in _CODECS:
             raise ValueError(f"codec must be one of {tuple(_CODECS)}, got {self.codec!r}")
 
@@ -117,7 +124,13 @@ def _track(motion: str, frames: int, rng: np.random.Generator) -> tuple[np.ndarr
 
 
 def render_video(
-    motion: str, family: str, frames: int, size: int, rng: np.random.Generator, pan: bool = False
+    motion: str,
+    family: str,
+    frames: int,
+    size: int,
+    rng: np.random.Generator,
+    pan: bool = False,
+    object_size: tuple[float, float] = (0.09, 0.14),
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """One video: uint8 RGB (frames, size, size, 3), bool object masks, and what was drawn.
 
@@ -128,6 +141,7 @@ def render_video(
         size: frame side.
         rng: source of randomness.
         pan: move the camera slowly over a larger texture.
+        object_size: range of the object's radius, in units of the frame side.
     """
     if motion not in MOTIONS:
         raise ValueError(f"motion must be one of {MOTIONS}, got {motion!r}")
@@ -137,7 +151,7 @@ def render_video(
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
     colour = _colours(rng, 1)[0]
     sprite = rng.integers(0, 256, size=(4, 4, 3)).astype(np.uint8)
-    radius = size * rng.uniform(0.09, 0.14)
+    radius = size * rng.uniform(*object_size)
     pan_direction = rng.uniform(0, 2 * math.pi)
     video = np.empty((frames, size, size, 3), np.uint8)
     masks = np.zeros((frames, size, size), bool)
@@ -181,7 +195,7 @@ def make_background_bias_dataset(
     Args:
         out: folder to create (must not exist or be empty, unless ``overwrite`` and it holds a
             dataset made by this function).
-        config: the parameters (defaults: 8 classes, 24 + 8 videos each, 32 frames of 64x64).
+        config: the parameters (defaults: 8 classes, 96 + 16 videos each, 32 frames of 64x64).
         overwrite: replace a dataset previously written here.
 
     Returns:
@@ -215,7 +229,13 @@ def make_background_bias_dataset(
                 else:
                     family = families[int(rng.integers(config.classes))]
                 video, _, info = render_video(
-                    motion, family, config.frames, config.size, rng, pan=bool(rng.random() < config.pan)
+                    motion,
+                    family,
+                    config.frames,
+                    config.size,
+                    rng,
+                    pan=bool(rng.random() < config.pan),
+                    object_size=config.object_size,
                 )
                 group = n // 4 + 1 + (0 if split == "train" else 50)  # test groups never meet train groups
                 relative = f"{motion}/v_{motion}_g{group:02d}_c{n % 4 + 1:02d}.avi"

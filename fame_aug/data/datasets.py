@@ -15,6 +15,11 @@ the item reports. If every video is bad, loading raises ``ValueError``.
 A video is a file (``.avi``, ``.mp4``, ...) or a folder of its frames: where a split names
 ``Class/v_x.avi`` and only a folder ``Class/v_x/`` exists, the folder is read.
 
+With ``cache=True`` every video is decoded once, whole, at ``frame_size``, into memory
+(:meth:`VideoClipDataset.preload`), and clips are cut from the uint8 frames: for datasets that
+fit (the training split of the built-in one is ~170 MB at 48x48), an epoch then costs what the model
+costs. Preload before creating DataLoader workers, which then share the frames.
+
 Randomness (clip positions) comes from a generator seeded per DataLoader worker from the
 worker's seed, so two workers never draw the same clips, and ``torch.manual_seed`` makes a run
 reproducible; in the main process it is seeded from ``seed`` or from torch's generator.
@@ -56,6 +61,7 @@ class VideoClipDataset(Dataset[Item]):
             an int sets the short side (shapes then vary with the aspect ratio); None keeps
             the decoded size.
         seed: seed of the main-process generator (workers mix it with their own seed).
+        cache: keep every video's decoded frames in memory (see :meth:`preload`).
     """
 
     def __init__(
@@ -65,6 +71,7 @@ class VideoClipDataset(Dataset[Item]):
         sampler: ClipSampler | None = None,
         frame_size: FrameSize = (128, 171),
         seed: int | None = None,
+        cache: bool = False,
     ) -> None:
         self.videos = [(Path(path), int(label)) for path, label in videos]
         self.classes = list(classes)
@@ -78,6 +85,10 @@ class VideoClipDataset(Dataset[Item]):
             raise TypeError(f"sampler must be a ClipSampler, got {type(self.sampler).__name__}")
         self.frame_size = _check_size(frame_size)
         self.seed = seed
+        if not isinstance(cache, bool):
+            raise TypeError(f"cache must be a bool, got {type(cache).__name__}")
+        self.cache = cache
+        self._frames: dict[int, torch.Tensor] = {}  # decoded videos, uint8 (F, H, W, 3), when caching
         # Shared memory, so that DataLoader workers report bad videos to the main process.
         self._bad = torch.zeros(len(self.videos), dtype=torch.bool).share_memory_()
         self._frame_counts: dict[int, int] = {}  # true counts of videos whose container lies
@@ -134,6 +145,11 @@ class VideoClipDataset(Dataset[Item]):
 
     def load(self, index: int) -> torch.Tensor:
         """The clips of video ``index``, uint8 (num_clips, T, H, W, 3); raises ``VideoDecodeError``."""
+        if self.cache:
+            frames = self._frames.get(index)
+            if frames is None:
+                frames = self._frames[index] = self._decode_whole(index)
+            return frames[torch.from_numpy(self.sampler(frames.shape[0], self.generator()))]
         video = open_video(self.videos[index][0])
         frames = self._frame_counts.get(index, video.num_frames)
         indices = self.sampler(frames, self.generator())
@@ -145,15 +161,60 @@ class VideoClipDataset(Dataset[Item]):
             data = None
         real = getattr(video, "decoded_frames", None)
         if real is not None and indices.max() >= real:
-            # The container reports frames it does not hold. HMDB51's files report one too many:
-            # read within the real length. Many missing frames mean a truncated file: skip it.
-            if frames - real > max(2, frames // 20):
-                raise VideoDecodeError(f"truncated: the container reports {frames} frames but only {real} decode")
+            _check_not_truncated(frames, real)
             self._frame_counts[index] = real
             indices = self.sampler(real, self.generator())
             data = video.read(indices.ravel(), self.frame_size)
         assert data is not None
         return torch.from_numpy(data.reshape(*indices.shape, *data.shape[1:]))
+
+    def _decode_whole(self, index: int) -> torch.Tensor:
+        """Every frame of video ``index`` at ``frame_size``, uint8 (F, H, W, 3)."""
+        video = open_video(self.videos[index][0])
+        data = video.read(range(video.num_frames), self.frame_size)
+        real = getattr(video, "decoded_frames", None)
+        if real is not None and real < video.num_frames:
+            _check_not_truncated(video.num_frames, real)
+            data = data[:real]
+        return torch.from_numpy(np.ascontiguousarray(data))
+
+    def preload(self, max_bytes: int | None = None) -> int:
+        """Decode every video into memory now (``cache=True``); returns the bytes held.
+
+        Unreadable videos are skipped as in loading (warned and counted in ``num_bad``).
+
+        Args:
+            max_bytes: refuse to hold more than this (default: half of the machine's memory).
+
+        Raises:
+            ValueError: if the frames would exceed ``max_bytes``; lower ``frame_size`` or
+                turn the cache off.
+        """
+        if not self.cache:
+            raise ValueError("preload needs a dataset made with cache=True")
+        limit = max_bytes if max_bytes is not None else _half_of_memory()
+        for index in range(len(self.videos)):
+            if index in self._frames or self._bad[index]:
+                continue
+            try:
+                self._frames[index] = self._decode_whole(index)
+            except VideoDecodeError as error:
+                self._mark_bad(index, error)
+                continue
+            if self.cached_bytes > limit:
+                self._frames.clear()
+                raise ValueError(
+                    f"the decoded videos need more than {limit / 2**30:.1f} GiB (after {index + 1} of "
+                    f"{len(self.videos)}); lower frame_size or turn the cache off"
+                )
+        if self.num_bad == len(self.videos):
+            raise ValueError(f"every one of the {len(self.videos)} videos failed to load")
+        return self.cached_bytes
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of decoded frames held in memory."""
+        return sum(frames.numel() for frames in self._frames.values())
 
     def _mark_bad(self, index: int, error: Exception) -> None:
         if not self._bad[index]:
@@ -165,6 +226,23 @@ class VideoClipDataset(Dataset[Item]):
             f"{type(self).__name__}({len(self)} videos, {len(self.classes)} classes, {self.sampler}, "
             f"frame_size={self.frame_size})"
         )
+
+
+def _check_not_truncated(reported: int, real: int) -> None:
+    """Accept a container that reports a few frames more than decode; refuse a truncated file.
+
+    HMDB51's files report one frame too many: reading within the real length is right. Many
+    missing frames mean a truncated file, which is skipped as unreadable.
+    """
+    if reported - real > max(2, reported // 20):
+        raise VideoDecodeError(f"truncated: the container reports {reported} frames but only {real} decode")
+
+
+def _half_of_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # not POSIX: a conservative 4 GiB
+        return 4 * 2**30
 
 
 def collate_clips(batch: Sequence[Item]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -235,7 +313,7 @@ class UCF101(VideoClipDataset):
         split: 1, 2 or 3.
         train: the training list (labels 1-based in the file) or the test list (label from the
             class folder).
-        **kwargs: ``sampler``, ``frame_size``, ``seed`` of :class:`VideoClipDataset`.
+        **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache`` of :class:`VideoClipDataset`.
     """
 
     def __init__(
@@ -284,7 +362,7 @@ class HMDB51(VideoClipDataset):
         split_dir: folder of the split files (default ``root``).
         split: 1, 2 or 3.
         train: the K = 1 videos, or the K = 2 videos.
-        **kwargs: ``sampler``, ``frame_size``, ``seed`` of :class:`VideoClipDataset`.
+        **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache`` of :class:`VideoClipDataset`.
     """
 
     def __init__(
@@ -326,7 +404,7 @@ class KineticsFolder(VideoClipDataset):
         root: dataset root.
         split: sub-folder (``"train"``, ``"val"``, ...); ``None`` or ``""`` reads ``root`` itself.
         classes: class names to use instead of the folders found.
-        **kwargs: ``sampler``, ``frame_size``, ``seed`` of :class:`VideoClipDataset`.
+        **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache`` of :class:`VideoClipDataset`.
     """
 
     def __init__(
@@ -365,7 +443,7 @@ class VideoList(VideoClipDataset):
         root: folder the paths are relative to, and must stay inside; by default the list's
             folder, and absolute paths are allowed.
         classes: class names (required to give integer labels names; checks names otherwise).
-        **kwargs: ``sampler``, ``frame_size``, ``seed`` of :class:`VideoClipDataset`.
+        **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache`` of :class:`VideoClipDataset`.
     """
 
     def __init__(

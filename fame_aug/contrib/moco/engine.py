@@ -9,7 +9,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ __all__ = [
     "begin_epoch",
     "build_dataset",
     "build_loader",
+    "build_optimizer",
     "checked_loss",
     "clip_outputs",
     "lr_at",
@@ -71,15 +72,35 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def lr_at(epoch: int, config: RunConfig) -> float:
-    """Learning rate of an epoch: steps at ``milestones`` (x ``gamma``) or a cosine to zero."""
+    """Learning rate of an epoch.
+
+    A linear warm-up over ``warmup_epochs``, then steps at ``milestones`` (x ``gamma``) or a
+    cosine to zero over the remaining epochs.
+    """
+    warmup = config.warmup_epochs  # never clipped to a short run: 1 + 2 resumed epochs must equal 3
+    if epoch < warmup:
+        return config.lr * (epoch + 1) / (warmup + 1)
     if config.schedule == "cosine":
-        return config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+        return config.lr * 0.5 * (1 + math.cos(math.pi * (epoch - warmup) / (config.epochs - warmup)))
     return config.lr * config.gamma ** sum(epoch >= m for m in config.milestones)
 
 
 def build_dataset(config: RunConfig, train: bool, sampler: ClipSampler) -> VideoClipDataset:
     """The training or test split of the configured dataset."""
-    options: dict[str, Any] = {"sampler": sampler, "frame_size": tuple(config.frame_size), "seed": config.seed}
+    dataset = _open_dataset(config, train, sampler)
+    if dataset.cache:
+        dataset.preload()  # before any DataLoader worker starts: the workers share the frames
+    return dataset
+
+
+def _open_dataset(config: RunConfig, train: bool, sampler: ClipSampler) -> VideoClipDataset:
+    cache = config.cache == "memory" or (config.cache == "auto" and config.dataset == "synthetic")
+    options: dict[str, Any] = {
+        "sampler": sampler,
+        "frame_size": tuple(config.frame_size),
+        "seed": config.seed,
+        "cache": cache,
+    }
     root = Path(config.data_root)
     if config.dataset == "synthetic":
         if not (root / "metadata.json").is_file():
@@ -99,6 +120,14 @@ def build_dataset(config: RunConfig, train: bool, sampler: ClipSampler) -> Video
     if not listing:
         raise ValueError(f"dataset 'list' needs {'train_list' if train else 'test_list'}")
     return VideoList(listing, **options)
+
+
+def build_optimizer(parameters: Iterable[nn.Parameter], config: RunConfig) -> torch.optim.Optimizer:
+    """The configured optimiser: SGD with momentum (the published recipe) or AdamW."""
+    parameters = list(parameters)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
 def build_loader(

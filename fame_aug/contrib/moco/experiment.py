@@ -11,18 +11,23 @@ each representation matches on: for every test video, does its nearest training 
 its class (motion), its background family, its object's shape, and how close is its object's
 colour (distance relative to the average over all training videos: below 100% means matched)?
 
-Results go to the run folder: ``runs.csv`` (one row per run), ``summary.json``, ``table.md``
-(mean and standard deviation over seeds) and ``probe_vs_bias.png``. Finished stages are reused,
+Results go to the run folder: ``runs.csv`` (one row per run), ``summary_by_variant.json``, ``table.md``
+(mean and standard deviation over seeds), ``probe_vs_bias.png``, ``learning_curves.png`` and
+``mask_quality.json``. Finished stages are reused,
 so an interrupted experiment continues where it stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
+import math
+import multiprocessing
 import statistics
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -44,7 +49,15 @@ from fame_aug.data.background_bias import render_video
 from fame_aug.data.synthetic import BACKGROUND_KINDS
 from fame_aug.functional import foreground_mask
 
-__all__ = ["SUPERVISED_VARIANTS", "VARIANTS", "ExperimentPlan", "run_experiment", "summarise"]
+__all__ = [
+    "QUICK_DATASET",
+    "QUICK_OVERRIDES",
+    "SUPERVISED_VARIANTS",
+    "VARIANTS",
+    "ExperimentPlan",
+    "run_experiment",
+    "summarise",
+]
 
 # MoCo pretraining without FAME and with FAME in each mask mode: the folder under each seed,
 # and the pretraining keys.
@@ -60,50 +73,89 @@ SUPERVISED_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+# A tiny run that only checks that everything works (``--quick``): its dataset and stage settings.
+QUICK_DATASET: dict[str, Any] = {"classes": 3, "train_per_class": 4, "test_per_class": 2, "frames": 16, "size": 32}
+QUICK_OVERRIDES: dict[str, Any] = {
+    "frame_size": [32, 32],
+    "crop_size": 28,
+    "batch_size": 8,
+    "queue_size": 64,
+    "eval_clips": 2,
+    "workers": 0,
+}
+
+
+def _preset_mode() -> str:
+    return resolve_config("pretrain", "cpu-demo", check_paths=False).fame_mode  # type: ignore[attr-defined]
+
+
 @dataclass
 class ExperimentPlan:
-    """What to run. The defaults are sized for 2 CPU cores (about 80 min).
+    """What to run. The defaults are sized for 2 CPU cores (about 30 min).
 
     Attributes:
         out: run folder.
-        biases: bias levels, one dataset each.
-        main_bias: the level every seed runs at; the others run with ``other_seeds``.
-        seeds: training seeds at ``main_bias``.
-        other_seeds: training seeds at the other levels.
-        variants: keys of ``VARIANTS``.
+        biases: bias levels, one dataset each; every seed runs ``variants`` and ``supervised``
+            at each.
+        control: models also trained on the control dataset, whose backgrounds are independent
+            of the class (bias = 1 / classes): how far each gets when backgrounds do not help
+            (none: an empty list).
+        seeds: training seeds.
+        variants: keys of ``VARIANTS`` (default: the baseline and FAME in the ``cpu-demo``
+            preset's mask mode).
         supervised: keys of ``SUPERVISED_VARIANTS``: models trained with labels from scratch,
             without and with FAME on their training clips (none: an empty list).
-        pretrain_epochs: MoCo epochs.
-        probe_epochs: linear probe epochs.
-        supervised_epochs: epochs of each supervised model (cheaper per epoch than pretraining:
-            one view, no key encoder; at 20 epochs every supervised model was at chance).
+        pretrain_epochs: MoCo epochs (default: the ``cpu-demo`` preset's).
+        probe_epochs: linear probe epochs (default: the preset's).
+        supervised_epochs: epochs of each supervised model (default: the preset's).
         dataset: options of the generated dataset (``BackgroundBiasConfig`` fields), bias aside.
         overrides: config keys for the stages that have them (on top of the ``cpu-demo`` preset),
             e.g. ``queue_size`` reaches pretraining only.
+        jobs: runs trained at the same time, in separate processes sharing the CPU threads
+            (1: one after another in this process; the command line's default is 2). The
+            processes are spawned: a script that sets ``jobs > 1`` needs the
+            ``if __name__ == "__main__":`` guard.
     """
 
     out: Path = Path("runs/experiment-background-bias")
-    biases: list[float] = field(default_factory=lambda: [0.5, 0.8, 0.95])
-    main_bias: float = 0.8
+    biases: list[float] = field(default_factory=lambda: [0.8])
+    control: list[str] = field(default_factory=lambda: ["supervised"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    other_seeds: list[int] = field(default_factory=lambda: [0])
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
-    supervised: list[str] = field(default_factory=lambda: list(SUPERVISED_VARIANTS))
-    pretrain_epochs: int = 20
-    probe_epochs: int = 10
-    supervised_epochs: int = 60
+    variants: list[str] = field(default_factory=lambda: ["baseline", f"fame-{_preset_mode()}"])
+    supervised: list[str] = field(default_factory=lambda: ["supervised", f"supervised-fame-{_preset_mode()}"])
+    pretrain_epochs: int | None = None
+    probe_epochs: int | None = None
+    supervised_epochs: int | None = None
     dataset: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
+    jobs: int = 1
 
     def __post_init__(self) -> None:
-        unknown = [v for v in self.variants if v not in VARIANTS]
-        if unknown:
-            raise ValueError(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
-        unknown = [v for v in self.supervised if v not in SUPERVISED_VARIANTS]
-        if unknown:
-            raise ValueError(f"unknown supervised variants {unknown}; choose from {sorted(SUPERVISED_VARIANTS)}")
-        if self.main_bias not in self.biases:
-            raise ValueError(f"main_bias {self.main_bias} must be one of biases {self.biases}")
+        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
+            raise ValueError(f"jobs must be an integer >= 1, got {self.jobs!r}")
+        for name, known in (
+            ("variants", VARIANTS),
+            ("supervised", SUPERVISED_VARIANTS),
+            ("control", {**VARIANTS, **SUPERVISED_VARIANTS}),
+        ):
+            unknown = [v for v in getattr(self, name) if v not in known]
+            if unknown:
+                raise ValueError(f"unknown {name} {unknown}; choose from {sorted(known)}")
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed")
+        for bias in self.biases:
+            if not 0.0 <= bias <= 1.0:
+                raise ValueError(f"biases must lie in [0, 1], got {bias}")
+
+    @property
+    def control_bias(self) -> float:
+        """The control level: each training video's background family drawn uniformly."""
+        return 1.0 / BackgroundBiasConfig(**self.dataset).classes
+
+    def levels(self) -> list[tuple[float, list[str]]]:
+        """``(bias, variants)`` of every dataset to train on, the control first."""
+        levels = [(self.control_bias, list(self.control))] if self.control else []
+        return levels + [(bias, [*self.variants, *self.supervised]) for bias in self.biases]
 
 
 def _stage(
@@ -188,60 +240,109 @@ def retrieval_and_neighbours(
     return results
 
 
-def mask_recall(dataset: dict[str, Any], frame_size: int, modes: Sequence[str], videos: int = 64) -> dict[str, float]:
-    """Share of the moving object's pixels (union over the clip) that each FAME mask mode keeps.
+def mask_quality(
+    dataset: dict[str, Any], frame_size: int, beta: float, modes: Sequence[str], videos: int = 64
+) -> dict[str, dict[str, float]]:
+    """How well each FAME mask mode finds the moving object on the experiment's dataset.
 
     Measured on freshly rendered videos of the experiment's dataset settings, where the object is
-    known, at the training frame size: is the foreground that FAME keeps the object?
+    known, at the training frame size, over the frames of one training clip: ``recall`` is the
+    share of the object's pixels (union over the clip) that the mask keeps, ``precision`` the
+    share of the kept pixels that the object covers at some frame (the rest is the clip's own
+    background, which FAME carries along).
     """
     config = BackgroundBiasConfig(**dataset)
+    preset = resolve_config("pretrain", "cpu-demo", check_paths=False)
+    span = (preset.num_frames - 1) * preset.stride + 1
     rng = np.random.default_rng(1234)
     clips, objects = [], []
     for n in range(videos):
         motion, family = MOTIONS[n % config.classes], BACKGROUND_KINDS[int(rng.integers(config.classes))]
-        video, masks, _ = render_video(motion, family, config.frames, config.size, rng)
-        clips.append(np.stack([cv2.resize(f, (frame_size, frame_size), interpolation=cv2.INTER_AREA) for f in video]))
-        objects.append(np.stack([cv2.resize(m.astype(np.uint8), (frame_size, frame_size)) for m in masks]).any(axis=0))
+        video, masks, _ = render_video(motion, family, config.frames, config.size, rng, object_size=config.object_size)
+        frames = np.linspace(0, min(span, config.frames) - 1, preset.num_frames).round().astype(int)
+        clips.append(
+            np.stack([cv2.resize(f, (frame_size, frame_size), interpolation=cv2.INTER_AREA) for f in video[frames]])
+        )
+        objects.append(
+            np.stack([cv2.resize(m.astype(np.uint8), (frame_size, frame_size)) for m in masks[frames]]).any(0)
+        )
     video = to_float_clips(np.stack(clips))
     swept = torch.from_numpy(np.stack(objects))
-    results = {}
+    results: dict[str, dict[str, float]] = {"recall": {}, "precision": {}}
     for mode in modes:
-        kept = foreground_mask(video, beta=0.5, mode=mode)
-        results[mode] = float(((kept & swept).sum(dim=(1, 2)) / swept.sum(dim=(1, 2))).mean())
+        kept = foreground_mask(video, beta=beta, mode=mode)
+        hits = (kept & swept).sum(dim=(1, 2)).float()
+        results["recall"][mode] = float((hits / swept.sum(dim=(1, 2))).mean())
+        results["precision"][mode] = float((hits / kept.sum(dim=(1, 2))).mean())
     return results
 
 
 def run_experiment(plan: ExperimentPlan) -> list[dict[str, Any]]:
-    """Run every (bias, seed, variant) of ``plan`` and write the outputs; returns one row per run."""
+    """Run every (bias, seed, variant) of ``plan`` and write the outputs; returns one row per run.
+
+    With ``plan.jobs > 1`` the runs are shared among that many processes, each with an equal
+    share of the CPU threads (two single-threaded runs do about 1.35x the work of one run on two
+    threads on a 2-core machine); each run is seeded as it would be alone, so the results do not
+    depend on ``jobs``.
+    """
     plan.out.mkdir(parents=True, exist_ok=True)
     (plan.out / "plan.json").write_text(json.dumps(asdict(plan), default=str, indent=2))
-    frame_size = resolve_config("pretrain", "cpu-demo", overrides=plan.overrides, check_paths=False).frame_size[0]
-    recall = mask_recall(plan.dataset, frame_size, MASK_MODES)
-    (plan.out / "mask_recall.json").write_text(json.dumps(recall, indent=2))
-    rows: list[dict[str, Any]] = []
-    for bias in plan.biases:
-        data_root = plan.out / f"data-bias{bias}"
+    preset = resolve_config("pretrain", "cpu-demo", overrides=plan.overrides, check_paths=False)
+    quality = mask_quality(plan.dataset, preset.frame_size[0], preset.fame_beta, MASK_MODES)  # type: ignore[attr-defined]
+    (plan.out / "mask_quality.json").write_text(json.dumps({"beta": preset.fame_beta, **quality}, indent=2))  # type: ignore[attr-defined]
+    units = []
+    for bias, variants in plan.levels():
+        data_root = plan.out / f"data-bias{bias:g}"
         if not (data_root / "metadata.json").is_file():
             make_background_bias_dataset(data_root, BackgroundBiasConfig(**{**plan.dataset, "bias": bias}))
-        shared = {**plan.overrides, "data_root": str(data_root)}
-        for seed in plan.seeds if bias == plan.main_bias else plan.other_seeds:
-            base = plan.out / f"bias{bias}" / f"seed{seed}"
-            settings = {**shared, "seed": seed}
-            for variant in plan.variants:
-                folder = base / variant
-                pretrain_keys = {**VARIANTS[variant], "epochs": plan.pretrain_epochs}
-                trained = _stage("pretrain", folder / "pretrain", pretrain_keys, pretrain, settings)
-                checkpoint = {"pretrained": trained["checkpoint"]}
-                probed = _stage("probe", folder / "probe", {**checkpoint, "epochs": plan.probe_epochs}, probe, settings)
-                found = retrieval_and_neighbours(trained["checkpoint"], data_root, settings, folder / "retrieve")
-                row = {"bias": bias, "seed": seed, "variant": variant, "probe_top1": probed["top1"]}
-                rows.append({**row, **found, "pretrain_loss": trained.get("loss")})
-            for variant in plan.supervised:
-                keys = {**SUPERVISED_VARIANTS[variant], "epochs": plan.supervised_epochs}
-                result = _stage("finetune", base / variant, keys, finetune, settings)
-                rows.append({"bias": bias, "seed": seed, "variant": variant, "probe_top1": result["top1"]})
-        _write(plan, rows)
+        units += [(plan, bias, seed, variant) for seed in plan.seeds for variant in variants]
+    if plan.jobs == 1:
+        rows = [_run_unit(*unit) for unit in units]
+    else:
+        threads = max(1, torch.get_num_threads() // plan.jobs)
+        context = multiprocessing.get_context("spawn")  # forking a process that holds OpenMP threads can hang
+        with ProcessPoolExecutor(plan.jobs, context, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+            # the long MoCo runs first, so that the short supervised ones fill in at the end
+            order = sorted(range(len(units)), key=lambda n: units[n][3] in SUPERVISED_VARIANTS)
+            futures = {pool.submit(_run_unit_logged, *units[n]): n for n in order}
+            rows = [{} for _ in units]
+            for future in as_completed(futures):
+                row = rows[futures[future]] = future.result()
+                name = f"bias {row['bias']:g} seed {row['seed']} {row['variant']}"
+                print(f"finished {name}: top-1 {100 * row['probe_top1']:.1f}%", flush=True)
+    _write(plan, rows)
     return rows
+
+
+def _run_unit_logged(plan: ExperimentPlan, bias: float, seed: int, variant: str) -> dict[str, Any]:
+    """``_run_unit`` with its console output in ``log.txt`` of its folder (runs share the console)."""
+    folder = plan.out / f"bias{bias:g}" / f"seed{seed}" / variant
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "log.txt").open("a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        return _run_unit(plan, bias, seed, variant)
+
+
+def _run_unit(plan: ExperimentPlan, bias: float, seed: int, variant: str) -> dict[str, Any]:
+    """Train and evaluate one model: a supervised one, or MoCo pretraining, its probe and retrieval."""
+    data_root = plan.out / f"data-bias{bias:g}"
+    settings = {**plan.overrides, "data_root": str(data_root), "seed": seed}
+    folder = plan.out / f"bias{bias:g}" / f"seed{seed}" / variant
+    row = {"bias": bias, "seed": seed, "variant": variant}
+    if variant in SUPERVISED_VARIANTS:
+        keys = {**SUPERVISED_VARIANTS[variant], **_epochs(plan.supervised_epochs)}
+        result = _stage("finetune", folder, keys, finetune, settings)
+        return {**row, "probe_top1": result["top1"]}
+    pretrain_keys = {**VARIANTS[variant], **_epochs(plan.pretrain_epochs)}
+    trained = _stage("pretrain", folder / "pretrain", pretrain_keys, pretrain, settings)
+    probe_keys = {"pretrained": trained["checkpoint"], **_epochs(plan.probe_epochs)}
+    probed = _stage("probe", folder / "probe", probe_keys, probe, settings)
+    found = retrieval_and_neighbours(trained["checkpoint"], data_root, settings, folder / "retrieve")
+    return {**row, "probe_top1": probed["top1"], **found, "pretrain_loss": trained.get("loss")}
+
+
+def _epochs(epochs: int | None) -> dict[str, int]:
+    """The ``epochs`` key when the plan sets it (the preset's otherwise)."""
+    return {} if epochs is None else {"epochs": epochs}
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -261,6 +362,9 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
+_CONTROL_NOTE = " (control: backgrounds independent of the class)"
+
+
 def _cell(entry: dict[str, Any], key: str) -> str:
     if key not in entry:
         return "-"
@@ -270,7 +374,8 @@ def _cell(entry: dict[str, Any], key: str) -> str:
 def markdown_table(summary: Sequence[dict[str, Any]], bias: float, classes: int) -> str:
     """The table of one bias level: probe and retrieval (mean ± std over seeds, %) and the diagnostic."""
     lines = [
-        f"Bias {bias}, {classes} classes (chance {100 / classes:.1f}%); mean ± std over seeds, in %.",
+        f"Bias {bias:g}{_CONTROL_NOTE if math.isclose(bias, 1 / classes) else ''}, {classes} classes "
+        f"(chance {100 / classes:.1f}%); mean ± std over seeds, in %.",
         "",
         "| model | seeds | top-1 (test; linear probe if pretrained) | R@1 | R@5 | nearest shares class "
         "| background | shape | colour distance |",
@@ -290,69 +395,67 @@ def markdown_table(summary: Sequence[dict[str, Any]], bias: float, classes: int)
     return "\n".join(lines)
 
 
-def plot_probe_vs_bias(summary: Sequence[dict[str, Any]], classes: int, path: Path) -> Path:
-    """Test top-1 (linear probe if pretrained) against bias, one line per model, drawn with OpenCV."""
+def line_plot(
+    series: dict[str, list[tuple[float, float]]], title: str, path: Path, reference: float | None = None
+) -> Path:
+    """Lines of ``(x, y)`` points, y a fraction drawn in %, one colour per series, with OpenCV.
+
+    ``reference`` draws a grey horizontal line (chance). Series named ``supervised*`` are thin.
+    """
     plot_width, height, margin, legend_width = 640, 420, 60, 230
-    width = plot_width + legend_width
-    image = np.full((height, width, 3), 255, np.uint8)
-    biases = sorted({e["bias"] for e in summary})
-    top = max([e["probe_top1"] for e in summary] + [1 / classes]) * 1.15
-    low_bias, high_bias = min(biases), max(biases)
+    image = np.full((height, plot_width + legend_width, 3), 255, np.uint8)
+    xs = [x for points in series.values() for x, _ in points]
+    top = max([y for points in series.values() for _, y in points] + [reference or 0.0]) * 1.15 or 1.0
+    low, high = min(xs), max(xs)
 
-    def point(bias: float, value: float) -> tuple[int, int]:
-        x = margin + (bias - low_bias) / max(high_bias - low_bias, 1e-9) * (plot_width - 2 * margin)
-        return int(x), int(height - margin - value / top * (height - 2 * margin))
+    def point(x: float, y: float) -> tuple[int, int]:
+        across = margin + (x - low) / max(high - low, 1e-9) * (plot_width - 2 * margin)
+        return int(across), int(height - margin - y / top * (height - 2 * margin))
 
-    cv2.rectangle(image, (margin, margin), (plot_width - margin, height - margin), (0, 0, 0), 1)
+    font, black = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0)
+    cv2.rectangle(image, (margin, margin), (plot_width - margin, height - margin), black, 1)
     for tick in np.linspace(0, top, 5):
-        y = point(low_bias, tick)[1]
-        cv2.putText(image, f"{100 * tick:.0f}%", (5, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    for bias in biases:
-        x = point(bias, 0)[0]
-        cv2.putText(
-            image, f"{bias}", (x - 12, height - margin + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA
-        )
-    cv2.line(image, point(low_bias, 1 / classes), point(high_bias, 1 / classes), (150, 150, 150), 1, cv2.LINE_AA)
-    # RGB; supervised models (no linear probe) are drawn with thin lines.
-    palette = [
-        (200, 60, 60),
-        (40, 120, 220),
-        (40, 160, 60),
-        (160, 90, 200),
-        (230, 140, 30),
-        (20, 170, 170),
-        (120, 80, 40),
-        (220, 80, 160),
-    ]
-    variants = list(dict.fromkeys(e["variant"] for e in summary))
-    for n, variant in enumerate(variants):
-        colour = palette[n % len(palette)]
-        thickness = 1 if variant.startswith("supervised") else 2
-        points = [
-            point(e["bias"], e["probe_top1"])
-            for e in sorted(summary, key=lambda e: e["bias"])
-            if e["variant"] == variant
-        ]
-        for a, b in itertools.pairwise(points):
+        cv2.putText(image, f"{100 * tick:.0f}%", (5, point(low, tick)[1] + 4), font, 0.4, black, 1, cv2.LINE_AA)
+    for tick in sorted(set(xs)) if len(set(xs)) <= 6 else np.linspace(low, high, 6):
+        at = (point(tick, 0)[0] - 12, height - margin + 18)
+        cv2.putText(image, f"{tick:g}", at, font, 0.45, black, 1, cv2.LINE_AA)
+    if reference is not None:
+        cv2.line(image, point(low, reference), point(high, reference), (150, 150, 150), 1, cv2.LINE_AA)
+    palette = [(200, 60, 60), (40, 120, 220), (40, 160, 60), (160, 90, 200), (230, 140, 30), (20, 170, 170)]
+    for n, (name, points) in enumerate(series.items()):
+        colour, thickness = palette[n % len(palette)], 1 if name.startswith("supervised") else 2
+        drawn = [point(x, y) for x, y in sorted(points)]
+        for a, b in itertools.pairwise(drawn):
             cv2.line(image, a, b, colour, thickness, cv2.LINE_AA)
-        for p in points:
-            cv2.circle(image, p, 4, colour, -1, cv2.LINE_AA)
-    for n, variant in enumerate(variants):  # the legend, right of the plot
-        position = (plot_width - margin + 15, margin + 12 + 20 * n)
-        colour = palette[n % len(palette)]
-        cv2.putText(image, variant, position, cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
-    cv2.putText(
-        image,
-        "test top-1 (linear probe if pretrained) vs training-set bias (grey: chance)",
-        (margin, 30),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.5,
-        (0, 0, 0),
-        1,
-        cv2.LINE_AA,
-    )
+        if len(drawn) < 12:
+            for p in drawn:
+                cv2.circle(image, p, 4, colour, -1, cv2.LINE_AA)
+        cv2.putText(image, name, (plot_width - margin + 15, margin + 12 + 20 * n), font, 0.45, colour, 1, cv2.LINE_AA)
+    cv2.putText(image, title, (margin, 30), font, 0.5, black, 1, cv2.LINE_AA)
     cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return path
+
+
+def learning_curves(plan: ExperimentPlan, bias: float, variants: Sequence[str]) -> dict[str, list[tuple[float, float]]]:
+    """Per variant trained at ``bias``, the mean over seeds of each epoch's training accuracy.
+
+    Supervised models: top-1 on their (augmented) training clips; MoCo: how often the positive
+    key ranks first among the queue's negatives. Read from each run's ``metrics.csv``.
+    """
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for variant in variants:
+        stage = "" if variant in SUPERVISED_VARIANTS else "pretrain"
+        key = "train_top1" if variant in SUPERVISED_VARIANTS else "accuracy"
+        per_epoch: dict[int, list[float]] = {}
+        for seed in plan.seeds:
+            metrics = plan.out / f"bias{bias:g}" / f"seed{seed}" / variant / stage / "metrics.csv"
+            if metrics.is_file():
+                with metrics.open() as handle:
+                    for row in csv.DictReader(handle):
+                        per_epoch.setdefault(int(row["epoch"]) + 1, []).append(float(row[key]))
+        if per_epoch:
+            curves[variant] = [(epoch, statistics.mean(values)) for epoch, values in sorted(per_epoch.items())]
+    return curves
 
 
 def _write(plan: ExperimentPlan, rows: Sequence[dict[str, Any]]) -> None:
@@ -362,11 +465,29 @@ def _write(plan: ExperimentPlan, rows: Sequence[dict[str, Any]]) -> None:
         writer.writeheader()
         writer.writerows(rows)
     summary = summarise(rows)
-    (plan.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (plan.out / "summary_by_variant.json").write_text(json.dumps(summary, indent=2))
     classes = BackgroundBiasConfig(**plan.dataset).classes
     tables = [markdown_table(summary, bias, classes) for bias in sorted({r["bias"] for r in rows})]
-    recall = json.loads((plan.out / "mask_recall.json").read_text())
-    masks = ", ".join(f"{mode} {100 * value:.0f}%" for mode, value in recall.items())
-    note = f"Share of the moving object that FAME's mask keeps on this dataset (beta 0.5): {masks}."
+    quality = json.loads((plan.out / "mask_quality.json").read_text())
+    masks = ", ".join(
+        f"{mode} {100 * recall:.0f}% / {100 * quality['precision'][mode]:.0f}%"
+        for mode, recall in quality["recall"].items()
+    )
+    note = (
+        f"FAME's mask on this dataset (beta {quality['beta']:g}), share of the moving object kept / share of the "
+        f"kept pixels that are the object: {masks}."
+    )
     (plan.out / "table.md").write_text("\n\n".join(tables) + "\n\n" + note + "\n")
-    plot_probe_vs_bias(summary, classes, plan.out / "probe_vs_bias.png")
+    top1 = {e["variant"]: [] for e in summary}
+    for entry in summary:
+        top1[entry["variant"]].append((entry["bias"], entry["probe_top1"]))
+    title = "test top-1 (linear probe if pretrained) vs training-set bias (grey: chance)"
+    line_plot(top1, title, plan.out / "probe_vs_bias.png", reference=1 / classes)
+    curves = {}
+    for bias, variants in plan.levels():
+        control = math.isclose(bias, plan.control_bias)
+        for variant, points in learning_curves(plan, bias, variants).items():
+            curves[f"{variant} (control)" if control else f"{variant} (bias {bias:g})"] = points
+    if curves:
+        title = "training accuracy per epoch (supervised: top-1; MoCo: positive key first)"
+        line_plot(curves, title, plan.out / "learning_curves.png")

@@ -13,6 +13,7 @@ from fame_aug.contrib.moco.distributed import World, init_world
 from fame_aug.contrib.moco.engine import (
     RunFolder,
     build_dataset,
+    build_optimizer,
     clip_outputs,
     seed_everything,
     train_classifier,
@@ -73,9 +74,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     ).to(world.device)
     classifier = build_classifier(config, len(data.classes)).to(world.device)
     model = wrap_distributed(classifier, world)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
+    optimizer = build_optimizer(model.parameters(), config)
     metrics = train_classifier(model, classifier, optimizer, data, augment, config, world, run, "finetune")
     model.eval()
     results = {**metrics, **test_classifier(model, config, world)}

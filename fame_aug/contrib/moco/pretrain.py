@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import torch
 from torch import nn
 
 from fame_aug.contrib.moco.config import PretrainConfig
@@ -17,6 +16,7 @@ from fame_aug.contrib.moco.engine import (
     begin_epoch,
     build_dataset,
     build_loader,
+    build_optimizer,
     checked_loss,
     resume_into,
     save_if_due,
@@ -65,7 +65,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
         moco = nn.SyncBatchNorm.convert_sync_batchnorm(moco)
     model = wrap_distributed(moco, world)
     trainable = [p for p in moco.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = build_optimizer(trainable, config)
     start_epoch, step = resume_into(run, moco, optimizer, data)
 
     metrics: dict[str, float] = {}

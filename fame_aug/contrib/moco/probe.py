@@ -17,7 +17,14 @@ from torch import nn
 from fame_aug.contrib.moco.checkpoint import load_backbone_weights
 from fame_aug.contrib.moco.config import ProbeConfig
 from fame_aug.contrib.moco.distributed import init_world
-from fame_aug.contrib.moco.engine import RunFolder, build_dataset, seed_everything, train_classifier, wrap_distributed
+from fame_aug.contrib.moco.engine import (
+    RunFolder,
+    build_dataset,
+    build_optimizer,
+    seed_everything,
+    train_classifier,
+    wrap_distributed,
+)
 from fame_aug.contrib.moco.finetune import test_classifier
 from fame_aug.contrib.moco.models import VideoBackbone, create_backbone
 from fame_aug.data import finetune_sampler, presets
@@ -64,9 +71,7 @@ def probe(config: ProbeConfig) -> dict[str, Any]:
     augment = presets.probe(config.crop_size, scale=tuple(config.crop_scale), flip=config.flip).to(world.device)
     linear = LinearProbe(load_frozen_backbone(config), len(data.classes)).to(world.device)
     model = wrap_distributed(linear, world)
-    optimizer = torch.optim.SGD(
-        linear.classifier.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
+    optimizer = build_optimizer(linear.classifier.parameters(), config)
     metrics = train_classifier(model, linear.classifier, optimizer, data, augment, config, world, run, "probe")
     model.eval()
     results = {**metrics, **test_classifier(model, config, world)}
