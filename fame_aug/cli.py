@@ -260,18 +260,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``fame-aug``; returns the exit status (2 for bad input, 3 when training diverged)."""
+    """Run ``fame-aug``; returns the exit status.
+
+    0 done; 2 bad input, a bad file or a failed read or write (one line naming it); 3 training
+    diverged (the last good checkpoint is kept); 130 interrupted (Ctrl-C; checkpoints already
+    written are kept, a save in progress never replaces one).
+    """
     from fame_aug.contrib.moco.engine import TrainingDiverged
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError) as error:
         print(f"fame-aug {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a missing file, no permission, a full disk: the OS's words and the path
+        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        print(f"fame-aug {args.command}: error: {error.strerror or error}{where}", file=sys.stderr)
         return 2
     except TrainingDiverged as error:
         print(f"fame-aug {args.command}: {error}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        print(f"fame-aug {args.command}: interrupted; checkpoints written so far are kept", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

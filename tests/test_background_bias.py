@@ -64,16 +64,30 @@ def test_dataset_bias_layout_and_determinism(tmp_path: Path) -> None:
     assert np.array_equal(other[5][0].numpy(), first.numpy())  # lossless FFV1: identical pixels
 
 
-def test_refuses_to_overwrite(tmp_path: Path) -> None:
+def test_overwrite_deletes_only_what_it_wrote(tmp_path: Path) -> None:
+    """--overwrite replaces a dataset make-synthetic wrote, and never deletes a file it did not write."""
     config = BackgroundBiasConfig(classes=2, train_per_class=1, test_per_class=1, frames=4, size=16)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    with pytest.raises(ValueError, match="is not empty"):
+    with pytest.raises(ValueError, match="does not hold a dataset made by make-synthetic"):
         make_background_bias_dataset(tmp_path / "mine", config, overwrite=True)
+    # a folder that only looks like ours: a metadata.json it did not write
+    (tmp_path / "look" / "src").mkdir(parents=True)
+    (tmp_path / "look" / "metadata.json").write_text("{}")
+    (tmp_path / "look" / "src" / "important.txt").write_text("x")
+    with pytest.raises(ValueError, match="nothing was deleted"):
+        make_background_bias_dataset(tmp_path / "look", config, overwrite=True)
+    assert (tmp_path / "look" / "src" / "important.txt").read_text() == "x"
     make_background_bias_dataset(tmp_path / "data", config)
     with pytest.raises(ValueError, match="is not empty"):
         make_background_bias_dataset(tmp_path / "data", config)
-    make_background_bias_dataset(tmp_path / "data", config, overwrite=True)
+    (tmp_path / "data" / "videos" / "notes.txt").write_text("mine")  # a user's file inside our dataset
+    with pytest.raises(ValueError, match=r"holds 1 files make-synthetic did not write \(videos/notes.txt\)"):
+        make_background_bias_dataset(tmp_path / "data", config, overwrite=True)
+    assert (tmp_path / "data" / "videos" / "notes.txt").is_file() and (tmp_path / "data" / "metadata.json").is_file()
+    (tmp_path / "data" / "videos" / "notes.txt").unlink()
+    meta = make_background_bias_dataset(tmp_path / "data", config, overwrite=True)
+    assert meta["made_by"] == "fame-aug make-synthetic" and (tmp_path / "data" / "splits" / "classInd.txt").is_file()
 
 
 def test_config_errors() -> None:

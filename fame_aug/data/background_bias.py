@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -43,6 +42,7 @@ MOTIONS = (
 )
 _CODECS = {"ffv1": "FFV1", "mjpg": "MJPG"}
 _MARKER = "metadata.json"
+_MADE_BY = "fame-aug make-synthetic"  # in the marker: what --overwrite may delete was written here
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,38 @@ def _write_video(path: Path, video: np.ndarray, codec: str) -> None:
         writer.release()
 
 
+_SPLIT_FILES = ("splits/classInd.txt", "splits/trainlist01.txt", "splits/testlist01.txt")
+
+
+def _remove_own_dataset(out: Path) -> None:
+    """Delete a dataset this module wrote in ``out``: its files only, and only if nothing else is there.
+
+    The marker must say this module made it, and every file in the folder must be one it lists;
+    otherwise nothing is deleted and ``ValueError`` names what is not ours.
+    """
+    try:
+        metadata = json.loads((out / _MARKER).read_text())
+        if metadata.get("made_by") != _MADE_BY:
+            raise ValueError("not ours")
+        own = {_MARKER, *_SPLIT_FILES, *(f"videos/{record['path']}" for record in metadata["videos"])}
+    except Exception:
+        raise ValueError(
+            f"{out} does not hold a dataset made by make-synthetic (no valid {_MARKER} of ours); nothing was "
+            "deleted: choose a new folder"
+        ) from None
+    present = {path.relative_to(out).as_posix() for path in out.rglob("*") if not path.is_dir()}
+    foreign = sorted(present - own)
+    if foreign:
+        raise ValueError(
+            f"{out} holds {len(foreign)} files make-synthetic did not write ({', '.join(foreign[:3])}); nothing "
+            "was deleted: move them or choose a new folder"
+        )
+    for relative in sorted(present):
+        (out / relative).unlink()
+    for folder in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        folder.rmdir()  # empty now: every file in it was ours
+
+
 def make_background_bias_dataset(
     out: str | Path, config: BackgroundBiasConfig | None = None, overwrite: bool = False
 ) -> dict:
@@ -196,7 +228,9 @@ def make_background_bias_dataset(
         out: folder to create (must not exist or be empty, unless ``overwrite`` and it holds a
             dataset made by this function).
         config: the parameters (defaults: 8 classes, 96 + 16 videos each, 32 frames of 64x64).
-        overwrite: replace a dataset previously written here.
+        overwrite: replace a dataset previously written here: only if ``metadata.json`` says
+            this function made it and the folder holds no file it did not write (then only
+            its files are deleted); otherwise ``ValueError`` and nothing is deleted.
 
     Returns:
         The metadata written to ``out / "metadata.json"``, with per-split statistics.
@@ -204,16 +238,9 @@ def make_background_bias_dataset(
     config = config or BackgroundBiasConfig()
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        if not (overwrite and (out / _MARKER).is_file()):
-            raise ValueError(
-                f"{out} is not empty; choose a new folder"
-                + (
-                    " (overwrite only replaces a folder made by make-synthetic)"
-                    if overwrite
-                    else " or pass overwrite=True (--overwrite)"
-                )
-            )
-        shutil.rmtree(out)
+        if not overwrite:
+            raise ValueError(f"{out} is not empty; choose a new folder or pass overwrite=True (--overwrite)")
+        _remove_own_dataset(out)
     rng = np.random.default_rng(config.seed)
     motions = MOTIONS[: config.classes]
     families = BACKGROUND_KINDS[: config.classes]
@@ -253,6 +280,7 @@ def make_background_bias_dataset(
         own = sum(r["background"] == families[r["label"]] for r in rows)
         stats[split] = {"videos": len(rows), "own_background_share": own / len(rows)}
     metadata = {
+        "made_by": _MADE_BY,
         "config": asdict(config),
         "classes": list(motions),
         "backgrounds": list(families),

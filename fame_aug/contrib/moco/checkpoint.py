@@ -18,7 +18,28 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["capture_rng_state", "load_backbone_weights", "load_checkpoint", "restore_rng_state", "save_checkpoint"]
+__all__ = [
+    "NonFiniteState",
+    "capture_rng_state",
+    "load_backbone_weights",
+    "load_checkpoint",
+    "non_finite_entries",
+    "restore_rng_state",
+    "save_checkpoint",
+]
+
+
+class NonFiniteState(ValueError):
+    """A state to be saved holds NaN or infinite values; nothing was written."""
+
+
+def non_finite_entries(state: Any, name: str = "") -> list[str]:
+    """Names (``model.layer1.0.bn1.running_var``) of the floating tensors in ``state`` with NaN or inf."""
+    if isinstance(state, torch.Tensor):
+        finite = not (state.is_floating_point() or state.is_complex()) or bool(torch.isfinite(state).all())
+        return [] if finite else [name]
+    items = state.items() if isinstance(state, dict) else enumerate(state) if isinstance(state, list | tuple) else ()
+    return [entry for key, value in items for entry in non_finite_entries(value, f"{name}.{key}" if name else str(key))]
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -46,9 +67,20 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename).
+
+    Raises:
+        NonFiniteState: if any floating tensor in ``state`` holds NaN or inf: a poisoned state
+            never replaces a good checkpoint.
+    """
     path = Path(path)
+    poisoned = non_finite_entries(state)
+    if poisoned:
+        raise NonFiniteState(f"not written: {len(poisoned)} tensors hold NaN or inf ({', '.join(poisoned[:3])})")
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a save that was killed
+        if not _process_alive(stale.name.rsplit("-", 1)[-1]):
+            stale.unlink(missing_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(temporary, "wb") as handle:
@@ -61,12 +93,37 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     return path
 
 
+def _process_alive(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or a number we cannot check: leave the file
+    return True
+
+
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` (no arbitrary code runs)."""
+    """Read a checkpoint with ``weights_only=True`` (no arbitrary code runs).
+
+    Raises:
+        ValueError: naming the file, if it is missing, empty, truncated, not a checkpoint, or
+            holds something other than a dict.
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
-    return torch.load(path, map_location=device, weights_only=True)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # torch raises many types for damaged files: EOFError, UnpicklingError, ...
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        size = path.stat().st_size
+        raise ValueError(f"{path} is not a readable checkpoint ({size} bytes; {reason})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a checkpoint or state dict")
+    return state
 
 
 def load_backbone_weights(backbone: nn.Module, path: str | Path) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -126,7 +127,21 @@ class RunConfig:
     eval_clips: int = 10
 
     def validate(self) -> None:
-        """Raise ``ValueError`` for values no run could use."""
+        """Raise ``ValueError`` for values no run could use.
+
+        Every number is checked before any work: each float must be finite, and each value with
+        a range (``_RANGES``) must lie in it.
+        """
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{item.name} must be a finite number, got {value}")
+            if item.name in _RANGES and isinstance(value, int | float):
+                _check_range(item.name, value, *_RANGES[item.name])
+        for name in ("milestones", "ks"):
+            values = getattr(self, name, None)
+            if values is not None and any(v < 1 for v in values):
+                raise ValueError(f"{name} must all be >= 1, got {values}")
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.backbone not in BACKBONE_NAMES:
@@ -146,8 +161,6 @@ class RunConfig:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
 
     def check_paths(self) -> None:
         """Raise ``ValueError`` if the data the run needs is not where the configuration says."""
@@ -299,6 +312,32 @@ class RetrieveConfig(RunConfig):
         if not self.pretrained or not Path(self.pretrained).is_file():
             raise ValueError(f"pretrained must name an existing checkpoint, got {self.pretrained!r}")
 
+    def validate(self) -> None:  # noqa: D102 - documented on the base class
+        super().validate()
+        if not self.ks:
+            raise ValueError("ks must name at least one recall level")
+
+
+# Ranges of numeric config keys: (lowest, highest, lowest excluded); None: unbounded.
+_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "lr": (0.0, None, True),
+    "gamma": (0.0, None, True),
+    "momentum": (0.0, 1.0, False),
+    "weight_decay": (0.0, None, False),
+    "backbone_width": (1, None, False),
+    "moco_dim": (1, None, False),
+    "bn_splits": (1, None, False),
+    "temperature": (0.0, None, True),
+    "moco_momentum": (0.0, 1.0, False),
+    "dropout": (0.0, 1.0, False),
+}
+
+
+def _check_range(name: str, value: float, low: float | None, high: float | None, low_excluded: bool) -> None:
+    if (low is not None and (value < low or (low_excluded and value == low))) or (high is not None and value > high):
+        lowest, highest = "-inf" if low is None else low, "inf" if high is None else high
+        raise ValueError(f"{name} must lie in {'(' if low_excluded else '['}{lowest}, {highest}], got {value}")
+
 
 # The published UCF101 and HMDB51 setups share their model, input size and queue.
 _R2PLUS1D: dict[str, Any] = {"backbone": "r2plus1d_18", "crop_size": 112, "frame_size": [128, 171]}
@@ -392,15 +431,21 @@ def _load_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"config file {str(path)!r} does not exist")
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8-sig")  # a byte-order mark from a Windows editor is fine
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError as error:  # pragma: no cover - pyyaml is a dependency
             raise ValueError("reading YAML configs needs pyyaml: pip install pyyaml") from error
-        data = yaml.safe_load(text) or {}
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            raise ValueError(f"config file {path} is not valid YAML: {' '.join(str(error).split())}") from None
     else:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"config file {path} is not valid JSON: {error}") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a mapping of keys to values")
     return data

@@ -21,7 +21,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from fame_aug.contrib.moco.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from fame_aug.contrib.moco.checkpoint import (
+    NonFiniteState,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from fame_aug.contrib.moco.config import RunConfig
 from fame_aug.contrib.moco.distributed import World, all_gather_no_grad
 from fame_aug.data import (
@@ -57,7 +63,12 @@ __all__ = [
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss or the training state became NaN or infinite; the last good checkpoint is kept."""
+
+
+# Config keys that decide the shapes of a run's model and optimiser state: a checkpoint made with
+# others cannot be resumed.
+_MODEL_KEYS = ("backbone", "backbone_width", "moco_dim", "queue_size", "dataset", "optimizer")
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -201,17 +212,45 @@ class RunFolder:
                 self.writer = None
 
     def resume(self) -> dict[str, Any] | None:
-        """The checkpoint to continue from, if ``resume`` is set and one exists."""
+        """The checkpoint to continue from, if ``resume`` is set and one exists.
+
+        Raises:
+            ValueError: naming the file, if the checkpoint is not this run's (another model, a
+                damaged or foreign file) or ``metrics.csv`` is damaged.
+        """
         if not self.config.resume:
             return None
         if not self.checkpoint.is_file():
             raise ValueError(f"--resume: no checkpoint at {self.checkpoint}")
         state = load_checkpoint(self.checkpoint, self.world.device)
+        missing = sorted({"model", "optimizer", "epoch", "step", "rng", "config"} - set(state))
+        if missing:
+            raise ValueError(f"{self.checkpoint} is not a fame-aug training checkpoint (it lacks {missing})")
+        epoch, step = state["epoch"], state["step"]
+        if not (isinstance(epoch, int) and isinstance(step, int) and 0 <= epoch <= self.config.epochs and step >= 0):
+            raise ValueError(
+                f"{self.checkpoint}: epoch {epoch!r} and step {step!r} cannot be resumed to {self.config.epochs} epochs"
+            )
+        stored = state["config"] if isinstance(state["config"], dict) else {}
+        now = asdict(self.config)
+        changed = [k for k in _MODEL_KEYS if k in now and k in stored and stored[k] != now[k]]
+        if changed:
+            details = ", ".join(f"{k} {stored[k]!r} -> {now[k]!r}" for k in changed)
+            raise ValueError(f"{self.checkpoint} was trained with other model settings ({details}); use another --out")
         if self.world.is_main and self.metrics.is_file():
-            rows = list(csv.DictReader(self.metrics.open()))
-            kept = [r for r in rows if int(r["epoch"]) < state["epoch"]]
+            try:
+                rows = list(csv.DictReader(self.metrics.open()))
+                kept = [r for r in rows if int(r["epoch"]) < epoch]
+            except (ValueError, KeyError, TypeError, csv.Error) as error:
+                raise ValueError(f"{self.metrics} is damaged ({error}); repair or delete it to resume") from None
             self._write_rows(kept)
         return state
+
+    def kept(self) -> str:
+        """What the run leaves behind when it stops early: the last good checkpoint, if there is one."""
+        if self.checkpoint.is_file():
+            return f"The last good checkpoint is kept at {self.checkpoint}"
+        return "No checkpoint had been written yet"
 
     def _write_rows(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -241,7 +280,12 @@ class RunFolder:
     def save(self, state: dict[str, Any]) -> None:
         """Write the checkpoint (main process), with the random states of this process."""
         if self.world.is_main:
-            save_checkpoint(self.checkpoint, {**state, "rng": capture_rng_state(), "config": asdict(self.config)})
+            try:
+                save_checkpoint(self.checkpoint, {**state, "rng": capture_rng_state(), "config": asdict(self.config)})
+            except NonFiniteState as error:
+                raise TrainingDiverged(
+                    f"the training state became non-finite; checkpoint {error}. {self.kept()}"
+                ) from None
 
     def write_json(self, name: str, data: dict[str, Any]) -> Path:
         """Write ``data`` as ``name`` in the run folder (main process)."""
@@ -276,8 +320,12 @@ def resume_into(
     state = run.resume()
     if state is None:
         return 0, 0
-    trained.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    try:
+        trained.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, KeyError, ValueError) as error:
+        reason = str(error).splitlines()[0]
+        raise ValueError(f"{run.checkpoint} does not fit this run's model ({reason})") from None
     restore_rng_state(state["rng"])
     if state.get("dataset_rng") is not None:
         dataset.generator().bit_generator.state = state["dataset_rng"]
@@ -298,10 +346,7 @@ def checked_loss(loss: torch.Tensor, epoch: int, index: int, run: RunFolder) -> 
     """The loss as a float; stops the run with :class:`TrainingDiverged` if it is NaN or infinite."""
     value = loss.item()
     if not math.isfinite(value):
-        raise TrainingDiverged(
-            f"the loss became {value} at epoch {epoch + 1}, step {index}; stopped. "
-            f"The last good checkpoint is kept at {run.checkpoint}"
-        )
+        raise TrainingDiverged(f"the loss became {value} at epoch {epoch + 1}, step {index}; stopped. {run.kept()}")
     return value
 
 
@@ -428,6 +473,13 @@ def clip_outputs(
         seen[videos] = True
         progress.update(index, clips.shape[0] * clips.shape[1])
     assert results is not None
+    broken = int((~torch.isfinite(results[seen])).any(dim=1).sum())  # once per evaluation, not per step
+    if broken:
+        source = getattr(config, "pretrained", "") or config.out
+        raise ValueError(
+            f"{label}: the model's outputs are NaN or infinite for {broken} of {int(seen.sum())} videos; "
+            f"the weights ({source}) are not usable (a diverged or damaged checkpoint?)"
+        )
     labels = torch.tensor(dataset.labels, device=world.device)
     return results, labels, seen
 

@@ -1,0 +1,232 @@
+"""Faults a user or an adversary meets on the training side: each ends in one clear line, nothing is lost.
+
+Exit codes of ``fame-aug``: 0 done, 2 bad input or file, 3 diverged, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from tiny_runs import TINY, flags, make_tiny_dataset, tiny_config
+
+from fame_aug.cli import main
+from fame_aug.contrib.moco import pretrain
+from fame_aug.contrib.moco.checkpoint import NonFiniteState, load_checkpoint, non_finite_entries, save_checkpoint
+from fame_aug.contrib.moco.moco import MoCo
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_dataset(tmp_path_factory.mktemp("faults") / "data")
+
+
+@pytest.fixture(scope="module")
+def pretrained(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("faults-pretrained")
+    pretrain(tiny_config("pretrain", data_root, out, epochs=1))
+    return out / "checkpoint.pt"
+
+
+def run(command: str, data_root: Path, out: Path, **values: Any) -> list[str]:
+    extra = {"queue_size": 64} if command == "pretrain" else {}
+    return [command, "--preset", "cpu-demo", *flags({**TINY, **extra, "data_root": data_root, "out": out, **values})]
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    """The one line ``fame-aug`` printed about the fault (progress bars aside), and no traceback."""
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if line.startswith("fame-aug ")]
+    assert "Traceback" not in err and len(said) == 1, err
+    return said[0]
+
+
+# 2. Every number is checked before any work.
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("lr", "nan", "lr must be a finite number"),
+        ("lr", "inf", "lr must be a finite number"),
+        ("gamma", "-1", r"gamma must lie in \(0.0, inf\]"),
+        ("moco_dim", "0", r"moco_dim must lie in \[1, inf\]"),
+        ("bn_splits", "0", r"bn_splits must lie in \[1, inf\]"),
+        ("backbone_width", "0", r"backbone_width must lie in \[1, inf\]"),
+        ("momentum", "1.5", r"momentum must lie in \[0.0, 1.0\]"),
+    ],
+)
+def test_numbers_checked_before_any_work(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str, value: str, message: str
+) -> None:
+    assert main([*run("pretrain", data_root, tmp_path / "r"), f"--{key.replace('_', '-')}", value]) == 2
+    assert re.search(message, one_line_error(capsys))
+    assert not (tmp_path / "r").exists()  # refused before the run folder was made
+
+
+@pytest.mark.parametrize("ks", [[0], [-1], []])
+def test_recall_levels_checked(
+    pretrained: Path, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], ks: list[int]
+) -> None:
+    config = tmp_path / "retrieve.json"
+    config.write_text(json.dumps({"ks": ks}))
+    args = run("retrieve", data_root, tmp_path / "r", pretrained=pretrained)
+    assert main([*args, "--config", str(config)]) == 2
+    assert "ks must" in one_line_error(capsys)
+
+
+# 2. No checkpoint with a non-finite tensor is ever written.
+def test_save_refuses_non_finite_state_and_keeps_the_good_file(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"model": {"w": torch.ones(3)}, "epoch": 1})
+    poisoned = {"model": {"bn.running_var": torch.tensor([1.0, float("inf")]), "w": torch.ones(3)}, "epoch": 2}
+    assert non_finite_entries(poisoned) == ["model.bn.running_var"]
+    with pytest.raises(NonFiniteState, match=r"1 tensors hold NaN or inf \(model.bn.running_var\)"):
+        save_checkpoint(path, poisoned)
+    assert load_checkpoint(path)["epoch"] == 1
+
+
+def test_blow_up_on_the_last_step_keeps_the_last_good_checkpoint(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Weights that blow up in the last step of epoch 2 (after its loss was checked) never reach the file."""
+    original, calls = torch.optim.AdamW.step, {"n": 0}
+
+    def blow_up_on_the_last_step(self: torch.optim.AdamW, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 6:  # 3 steps per epoch: the last step of epoch 2
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].fill_(float("inf"))
+        return result
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", blow_up_on_the_last_step)
+    out = tmp_path / "poisoned"
+    assert main(run("pretrain", data_root, out, epochs=2)) == 3
+    assert "The last good checkpoint is kept at" in one_line_error(capsys)
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["epoch"] == 1 and non_finite_entries(state) == []
+
+
+def test_diverged_before_any_checkpoint_says_so(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original = MoCo.forward
+
+    def nan_loss(self: MoCo, *args: Any) -> dict[str, torch.Tensor]:
+        out = original(self, *args)
+        out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(MoCo, "forward", nan_loss)
+    assert main(run("pretrain", data_root, tmp_path / "n", epochs=1)) == 3
+    assert "No checkpoint had been written yet" in one_line_error(capsys)
+    assert not (tmp_path / "n" / "checkpoint.pt").exists()
+
+
+# 4. Broken or foreign checkpoints: one line that names the file.
+def broken_files(folder: Path, good: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {name: folder / f"{name}.pt" for name in ("empty", "truncated", "random", "foreign", "tensor")}
+    files["empty"].write_bytes(b"")
+    files["truncated"].write_bytes(good.read_bytes()[:1000])
+    files["random"].write_bytes(os.urandom(4096))
+    torch.save({"weights": torch.ones(2)}, files["foreign"])
+    torch.save(torch.ones(2), files["tensor"])
+    return files
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "random", "foreign", "tensor"])
+def test_broken_pretrained_checkpoints(
+    pretrained: Path, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    bad = broken_files(tmp_path / "bad", pretrained)[kind]
+    assert main(run("probe", data_root, tmp_path / "p", pretrained=bad, epochs=1)) == 2
+    assert str(bad) in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "random", "foreign"])
+def test_broken_checkpoints_given_to_resume(
+    pretrained: Path, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(broken_files(tmp_path / "bad", pretrained)[kind].read_bytes())
+    assert main([*run("pretrain", data_root, out), "--resume"]) == 2
+    assert str(out / "checkpoint.pt") in one_line_error(capsys)
+
+
+def test_resume_refuses_another_model_and_damaged_state(
+    pretrained: Path, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(pretrained.read_bytes())
+    assert main([*run("pretrain", data_root, out, backbone_width=16), "--resume"]) == 2
+    assert "other model settings (backbone_width 8 -> 16)" in one_line_error(capsys)
+    state = load_checkpoint(pretrained)
+    torch.save({**state, "epoch": -5}, out / "checkpoint.pt")
+    assert main([*run("pretrain", data_root, out), "--resume"]) == 2
+    assert "epoch -5" in one_line_error(capsys)
+    (out / "checkpoint.pt").write_bytes(pretrained.read_bytes())
+    (out / "metrics.csv").write_text("epoch,loss\nnot-a-number,1.0\n")
+    assert main([*run("pretrain", data_root, out), "--resume"]) == 2
+    assert f"{out / 'metrics.csv'} is damaged" in one_line_error(capsys)
+
+
+def test_a_killed_save_leaves_no_temporary_file_behind(tmp_path: Path) -> None:
+    stale = tmp_path / ".checkpoint.pt.tmp-999999999"  # a process id no machine has
+    stale.write_bytes(b"half a checkpoint")
+    save_checkpoint(tmp_path / "checkpoint.pt", {"epoch": 1})
+    assert not stale.exists() and (tmp_path / "checkpoint.pt").is_file()
+
+
+# 5. Evaluation refuses non-finite features.
+def test_retrieval_refuses_nan_weights(
+    pretrained: Path, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = load_checkpoint(pretrained)
+    state["model"] = {k: v.fill_(float("nan")) if v.is_floating_point() else v for k, v in state["model"].items()}
+    nan_file = tmp_path / "nan.pt"
+    torch.save(state, nan_file)  # written with torch.save: save_checkpoint would refuse it
+    assert main(run("retrieve", data_root, tmp_path / "r", pretrained=nan_file)) == 2
+    assert "NaN or infinite" in one_line_error(capsys)
+
+
+# 6. The command line: I/O and config-file errors, Ctrl-C.
+def test_out_naming_a_file_and_bad_config_files(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "taken"
+    a_file.write_text("mine")
+    assert main(run("pretrain", data_root, a_file)) == 2
+    assert str(a_file) in one_line_error(capsys) and a_file.read_text() == "mine"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("lr: [0.1\nepochs: 3\n")
+    assert main(["pretrain", "--config", str(broken)]) == 2
+    assert "is not valid YAML" in one_line_error(capsys)
+    with_bom = tmp_path / "bom.json"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + b'{"lr": "nan"}')
+    assert main(["pretrain", "--config", str(with_bom), "--data-root", str(data_root)]) == 2
+    assert "lr must be" in one_line_error(capsys)  # read despite the byte-order mark
+
+
+def test_ctrl_c_is_one_line_exit_130_and_keeps_the_checkpoint(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original, calls = MoCo.forward, {"n": 0}
+
+    def interrupt_in_epoch_two(self: MoCo, *args: Any) -> dict[str, torch.Tensor]:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(MoCo, "forward", interrupt_in_epoch_two)
+    out = tmp_path / "cut"
+    assert main(run("pretrain", data_root, out, epochs=2)) == 130
+    assert "interrupted" in one_line_error(capsys)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
