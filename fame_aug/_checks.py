@@ -77,6 +77,9 @@ def foreground_pixels(beta: float, height: int, width: int) -> int:
     return count
 
 
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
 def video(value: object, name: str, fmt: str, *, rgb: bool) -> None:
     """Check a float clip batch in layout ``fmt`` with at least two frames."""
     if not isinstance(value, torch.Tensor):
@@ -85,9 +88,9 @@ def video(value: object, name: str, fmt: str, *, rgb: bool) -> None:
         raise ValueError(
             f"{name} must have 5 dimensions ({', '.join(fmt)}) for data_format={fmt!r}, got shape {tuple(value.shape)}"
         )
-    if not value.is_floating_point():
+    if value.dtype not in _FLOAT_DTYPES:
         raise TypeError(
-            f"{name} must be a floating-point tensor, got {value.dtype}; "
+            f"{name} must be a float16, bfloat16, float32 or float64 tensor, got {value.dtype}; "
             f"convert to float in [0, 1] first, e.g. {name}.float().div(255)"
         )
     channels = value.shape[fmt.index("C")]

@@ -259,6 +259,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raised_by_fame_aug(error: BaseException) -> bool:
+    """Whether ``error`` was raised by this package's own checks (the innermost frame is ours)."""
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    if frame is None:
+        return True
+    return Path(frame.tb_frame.f_code.co_filename).resolve().is_relative_to(Path(__file__).resolve().parent)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``fame-aug``; returns the exit status.
 
@@ -272,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (ValueError, TypeError) as error:
+        if not _raised_by_fame_aug(error):
+            raise  # a bug surfacing in a library below, not a bad input: keep its traceback
         print(f"fame-aug {args.command}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a missing file, no permission, a full disk: the OS's words and the path

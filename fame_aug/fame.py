@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -24,6 +24,15 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
         current = torch.cuda.current_device() if a.type == "cuda" and torch.cuda.is_available() else 0
         return (a.index if a.index is not None else current) == (b.index if b.index is not None else current)
     return a.index == b.index
+
+
+# The settings a user may change after construction, each with the check that guards it.
+_SETTINGS: dict[str, Callable[[object], object]] = {
+    "beta": lambda value: _checks.unit_interval("beta", value, open_interval=True),
+    "mode": _checks.mask_mode,
+    "p": lambda value: _checks.unit_interval("p", value, open_interval=False),
+    "data_format": _checks.data_format,
+}
 
 
 class FAME(nn.Module):
@@ -107,9 +116,7 @@ class FAME(nn.Module):
         data_keys: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        self.beta = _checks.unit_interval("beta", beta, open_interval=True)
-        self.mode = _checks.mask_mode(mode)
-        self.p = _checks.unit_interval("p", p, open_interval=False)
+        self.beta, self.mode, self.p = beta, mode, p  # checked by __setattr__, as later assignments are
         if not isinstance(same_on_batch, bool):
             raise TypeError(f"same_on_batch must be a bool, got {type(same_on_batch).__name__}")
         if not isinstance(self_pairs, bool):
@@ -118,10 +125,15 @@ class FAME(nn.Module):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         self.same_on_batch = same_on_batch
         self.self_pairs = self_pairs
-        self.data_format = _checks.data_format(data_format)
+        self.data_format = data_format
         self.generator = generator
         self.data_keys = _checks.data_keys(data_keys)
         self._params: Params = {}
+
+    def __setattr__(self, name: str, value: object) -> None:
+        """Check ``beta``, ``mode``, ``p`` and ``data_format`` whenever they are set, not only at construction."""
+        check = _SETTINGS.get(name)
+        super().__setattr__(name, value if check is None else check(value))
 
     def __repr__(self) -> str:
         text = (
@@ -333,8 +345,11 @@ class FAME(nn.Module):
             raise ValueError(f"params['batch_prob'] is on {gate.device}, video on {video.device}")
         _checks.pairs(params["mix_pairs"], batch, sources, video.device)
         if "mask" in params:
-            if params["mask"].dtype != torch.bool:
-                raise TypeError(f"params['mask'] must be a bool tensor, got {params['mask'].dtype}")
+            if not isinstance(params["mask"], torch.Tensor) or params["mask"].dtype != torch.bool:
+                got = (
+                    params["mask"].dtype if isinstance(params["mask"], torch.Tensor) else type(params["mask"]).__name__
+                )
+                raise TypeError(f"params['mask'] must be a bool tensor, got {got}")
             _checks.mask(params["mask"], batch, height, width, video.device)
         return dict(params)
 

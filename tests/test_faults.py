@@ -11,14 +11,18 @@ import re
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 import torch
+from datatrees import counter_frames, write_frame_folder, write_video
 from tiny_runs import TINY, flags, make_tiny_dataset, tiny_config
 
+from fame_aug import FAME
 from fame_aug.cli import main
 from fame_aug.contrib.moco import pretrain
 from fame_aug.contrib.moco.checkpoint import NonFiniteState, load_checkpoint, non_finite_entries, save_checkpoint
 from fame_aug.contrib.moco.moco import MoCo
+from fame_aug.data import UCF101, BadVideoWarning, VideoList, eval_sampler
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +234,95 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_the_checkpoint(
     assert main(run("pretrain", data_root, out, epochs=2)) == 130
     assert "interrupted" in one_line_error(capsys)
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+
+
+# 3. Faults in the data: skipped and counted with a warning that names the file, or one clear error.
+def test_videos_that_are_not_videos_are_skipped_and_counted(tmp_path: Path) -> None:
+    write_video(tmp_path / "good.avi", counter_frames(20))
+    cv2.imwrite(str(tmp_path / "image.png"), counter_frames(1)[0])
+    (tmp_path / "image.avi").write_bytes((tmp_path / "image.png").read_bytes())  # a PNG renamed .avi
+    write_video(tmp_path / "single.avi", counter_frames(1))
+    gappy = write_frame_folder(tmp_path / "gappy", counter_frames(6))
+    (gappy / "img_00003.png").unlink()  # a missing middle frame would be read as a jump in time
+    listing = tmp_path / "list.txt"
+    listing.write_text("image.avi 0\nsingle.avi 0\ngappy 0\ngood.avi 0\n")
+    data = VideoList(listing, sampler=eval_sampler(4, 1, 1), frame_size=None)
+    with pytest.warns(BadVideoWarning) as caught:
+        assert [data[i][2] for i in range(3)] == [3, 3, 3]  # each bad item is served by the next good video
+    messages = " | ".join(str(w.message) for w in caught)
+    assert data.num_bad == 3 and "image.avi holds 1 frames: not a video" in messages
+    assert "single.avi holds 1 frames" in messages and "misses frame number 3 (of 1-6)" in messages
+
+
+def test_split_files_as_editors_write_them(tmp_path: Path) -> None:
+    """A byte-order mark and indented comments load; odd digits, duplicates and huge labels are refused."""
+    write_video(tmp_path / "a.avi", counter_frames(8))
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"\xef\xbb\xbf" + b"a.avi 0\n   # an indented comment\n")
+    assert len(VideoList(listing)) == 1
+    listing.write_text("a.avi \u00b2\n", encoding="utf-8")  # '²' passes str.isdigit
+    with pytest.raises(ValueError, match=r"list.txt:1: class '²' is not among"):
+        VideoList(listing, classes=["x"])
+    listing.write_text("a.avi 100000000\n")
+    with pytest.raises(ValueError, match=r"list.txt:1: label 100000000 would make 100000001 classes"):
+        VideoList(listing)
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    (splits / "classInd.txt").write_text("1 Run\n2 Jump\n3 Run\n")
+    (splits / "trainlist01.txt").write_text("Run/a.avi 1\n")
+    with pytest.raises(ValueError, match=r"classInd.txt:3: class 'Run' is listed twice \(also as id 1\)"):
+        UCF101(tmp_path, splits)
+
+
+def test_a_link_out_of_the_root_is_refused(tmp_path: Path) -> None:
+    outside = write_video(tmp_path / "outside" / "secret.avi", counter_frames(8))
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link.avi").symlink_to(outside)
+    listing = tmp_path / "list.txt"
+    listing.write_text("link.avi 0\n")
+    with pytest.raises(ValueError, match="escapes the dataset root"):
+        VideoList(listing, root=root)
+
+
+# 7. The augmentation's API: a settings change after construction is checked as at construction.
+def test_fame_settings_and_inputs_checked() -> None:
+    fame = FAME(mode="motion")
+    with pytest.raises(ValueError, match="beta"):
+        fame.beta = 2
+    with pytest.raises(ValueError, match="mode"):
+        fame.mode = "bogus"
+    with pytest.raises(ValueError, match="p must"):
+        fame.p = -0.5
+    assert fame.beta == 0.5 and fame.mode == "motion"  # a refused value changes nothing
+    video = torch.rand(2, 3, 4, 8, 8)
+    out = fame(video)
+    with pytest.raises(TypeError, match=r"params\['mask'\] must be a bool tensor, got list"):
+        fame(video, params={**fame._params, "mask": [[True]]})
+    with pytest.raises(TypeError, match=r"must be a float16, bfloat16, float32 or float64 tensor, got torch\.float8"):
+        fame(video.to(torch.float8_e4m3fn))
+    assert out.shape == video.shape
+
+
+def test_device_queue_full_disk_and_real_bugs(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*run("pretrain", data_root, tmp_path / "a"), "--device", "tpu"]) == 2
+    assert "device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'" in one_line_error(capsys)
+    assert main([*run("pretrain", data_root, tmp_path / "b"), "--queue-size", "2000000000"]) == 2
+    assert "would need 954 GiB" in one_line_error(capsys)
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    assert main(run("pretrain", data_root, tmp_path / "c", epochs=1)) == 2
+    assert "is the disk full?" in one_line_error(capsys)
+    monkeypatch.undo()
+
+    def a_bug_below(*args: Any, **kwargs: Any) -> None:
+        raise ValueError("a bug in a library, not a bad input")
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", a_bug_below)
+    with pytest.raises(ValueError, match="a bug in a library"):  # its traceback is shown, not hidden as exit 2
+        main(run("pretrain", data_root, tmp_path / "d", epochs=1))

@@ -256,29 +256,48 @@ def collate_clips(batch: Sequence[Item]) -> tuple[torch.Tensor, torch.Tensor, to
 # ------------------------------------------------------------------------------------------------
 
 
+# Integer labels without class names build one class per number up to the largest: a typo such as
+# 100000000 must not build a hundred million classes.
+_MAX_UNNAMED_CLASSES = 100_000
+
+
 def _lines(path: Path) -> list[tuple[int, str]]:
-    """Non-empty, non-comment lines with their 1-based numbers."""
+    """Non-empty lines that are not comments (``#``, indented or not), stripped, with their 1-based numbers.
+
+    A UTF-8 byte-order mark (Windows editors write one) is dropped.
+    """
     if not path.is_file():
         raise ValueError(f"split file not found: {path}")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    return [
-        (n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")
-    ]
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    stripped = ((n, line.strip()) for n, line in enumerate(text.splitlines(), 1))
+    return [(n, line) for n, line in stripped if line and not line.startswith("#")]
+
+
+def _is_integer(text: str) -> bool:
+    """ASCII digits with an optional minus: ``str.isdigit`` also accepts '²' and other digits."""
+    digits = text[1:] if text.startswith("-") else text
+    return digits.isascii() and digits.isdigit()
 
 
 def _resolve(root: Path | None, relative: str, where: str) -> Path:
-    """The video a split line names, inside ``root``; a frame folder stands in for a missing file."""
+    """The video a split line names, inside ``root``; a frame folder stands in for a missing file.
+
+    Inside means after symbolic links are followed: a link in the root that points elsewhere is
+    refused like a ``../`` path.
+    """
     candidate = Path(relative)
     if root is not None:
         joined = Path(os.path.normpath(root / candidate))
-        base = Path(os.path.normpath(root))
-        if candidate.is_absolute() or (joined != base and base not in joined.parents):
+        base = Path(root).resolve()
+        if candidate.is_absolute() or not joined.resolve().is_relative_to(base):
             raise ValueError(f"{where}: path {relative!r} escapes the dataset root {root}")
         candidate = joined
     if candidate.is_file() or candidate.is_dir():
         return candidate
     folder = candidate.with_suffix("")
     if candidate.suffix and folder.is_dir():
+        if root is not None and not folder.resolve().is_relative_to(Path(root).resolve()):
+            raise ValueError(f"{where}: path {relative!r} escapes the dataset root {root}")
         return folder
     raise ValueError(f"{where}: video {relative!r} does not exist (looked for {candidate} and {folder}/)")
 
@@ -288,8 +307,11 @@ def _class_index(path: Path) -> list[str]:
     classes = []
     for number, line in _lines(path):
         parts = line.split()
-        if len(parts) != 2 or not parts[0].isdigit():
+        if len(parts) != 2 or not _is_integer(parts[0]):
             raise ValueError(f"{path}:{number}: expected '<id> <ClassName>', got {line!r}")
+        if parts[1] in classes:
+            first = classes.index(parts[1]) + 1
+            raise ValueError(f"{path}:{number}: class {parts[1]!r} is listed twice (also as id {first})")
         if int(parts[0]) != len(classes) + 1:
             raise ValueError(f"{path}:{number}: class ids must run 1, 2, 3, ...; got {parts[0]} after {len(classes)}")
         classes.append(parts[1])
@@ -339,7 +361,7 @@ class UCF101(VideoClipDataset):
                 )
             folder = Path(parts[0]).parent.name
             if len(parts) == 2:
-                if not parts[1].isdigit() or not 1 <= int(parts[1]) <= len(classes):
+                if not _is_integer(parts[1]) or not 1 <= int(parts[1]) <= len(classes):
                     raise ValueError(f"{where}: label must be an integer in 1..{len(classes)}, got {parts[1]!r}")
                 label = int(parts[1]) - 1
                 if folder in classes and classes.index(folder) != label:
@@ -466,11 +488,17 @@ class VideoList(VideoClipDataset):
                 continue  # header
             path = parts[0] if confine is not None or Path(parts[0]).is_absolute() else str(base / parts[0])
             entries.append((_resolve(confine, path, where), parts[1], where))
-        numeric = [label.lstrip("-").isdigit() for _, label, _ in entries]
+        numeric = [_is_integer(label) for _, label, _ in entries]
         if any(numeric) and not all(numeric):
             raise ValueError(f"{list_file}: labels must be all integers or all class names, not a mix")
         if entries and all(numeric):
             top = max(int(label) for _, label, _ in entries)
+            if classes is None and top >= _MAX_UNNAMED_CLASSES:
+                where = next(where for _, label, where in entries if int(label) == top)
+                raise ValueError(
+                    f"{where}: label {top} would make {top + 1} classes; pass classes= to name them "
+                    f"(without names, labels must lie below {_MAX_UNNAMED_CLASSES})"
+                )
             names = list(classes) if classes is not None else [str(i) for i in range(top + 1)]
             videos = []
             for path, label, where in entries:

@@ -14,6 +14,8 @@ full-size ever becomes float. ``read_clip(path, start=0)`` reproduces the clips 
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -141,6 +143,10 @@ class VideoFile:
         self.decoded_frames: int | None = None  # set when a read reaches the real end of the video
         if self.num_frames == 0:
             self.num_frames = self.count_frames()
+        if self.num_frames < 2:  # an image renamed .avi opens as one frame; an empty container as none
+            capture.release()
+            self._capture = None
+            raise VideoDecodeError(f"{self.path} holds {self.num_frames} frames: not a video")
 
     def _open(self) -> cv2.VideoCapture:
         capture, self._capture = self._capture, None
@@ -230,6 +236,14 @@ class FrameFolder:
             raise VideoDecodeError(f"frame folder holds no images ({', '.join(FRAME_SUFFIXES)}): {self.path}")
         self.num_frames = len(self.files)
         self.fps = 0.0
+        numbers = [re.search(r"(\d+)$", p.stem) for p in self.files]
+        if all(numbers):
+            found = sorted(int(n.group(1)) for n in numbers if n)
+            gaps = [a + 1 for a, b in itertools.pairwise(found) if b != a + 1]
+            if gaps:  # a missing frame would be read as a jump in time
+                raise VideoDecodeError(
+                    f"frame folder {self.path} misses frame number {gaps[0]} (of {found[0]}-{found[-1]})"
+                )
 
     def count_frames(self) -> int:
         """The number of frame images (a folder's count is exact)."""

@@ -84,7 +84,10 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(temporary, "wb") as handle:
-            torch.save(state, handle)
+            try:
+                torch.save(state, handle)
+            except RuntimeError as error:  # torch's words for a failed write (a full disk: "unexpected pos")
+                raise OSError(f"could not write checkpoint {path} ({error}); is the disk full?") from None
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -142,6 +143,8 @@ class RunConfig:
             values = getattr(self, name, None)
             if values is not None and any(v < 1 for v in values):
                 raise ValueError(f"{name} must all be >= 1, got {values}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.backbone not in BACKBONE_NAMES:
@@ -239,6 +242,11 @@ class PretrainConfig(RunConfig, FameOptions):
         self.check_fame()
         if self.bn not in ("shuffle", "sync"):
             raise ValueError(f"bn must be 'shuffle' or 'sync', got {self.bn!r}")
+        if self.queue_size * self.moco_dim * 4 > _LARGEST_QUEUE_BYTES:
+            raise ValueError(
+                f"queue_size {self.queue_size} x moco_dim {self.moco_dim} would need "
+                f"{self.queue_size * self.moco_dim * 4 / 2**30:.0f} GiB; the published queues are 2048 to 65536"
+            )
         if self.queue_size < 2 * self.batch_size:
             raise ValueError(
                 f"queue_size ({self.queue_size}) must be at least twice batch_size ({self.batch_size}): "
@@ -317,6 +325,9 @@ class RetrieveConfig(RunConfig):
         if not self.ks:
             raise ValueError("ks must name at least one recall level")
 
+
+# A queue of float32 embeddings above this size is a typo, not a recipe (65536 x 128 is 32 MiB).
+_LARGEST_QUEUE_BYTES = 8 * 2**30
 
 # Ranges of numeric config keys: (lowest, highest, lowest excluded); None: unbounded.
 _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
