@@ -61,6 +61,8 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
         ("bn_splits", "0", r"bn_splits must lie in \[1, inf\]"),
         ("backbone_width", "0", r"backbone_width must lie in \[1, inf\]"),
         ("momentum", "1.5", r"momentum must lie in \[0.0, 1.0\]"),
+        ("split", "7", "split must be 1, 2 or 3"),
+        ("crop_scale", "0.9", r"crop_scale must be \[min, max\]"),
     ],
 )
 def test_numbers_checked_before_any_work(

@@ -155,6 +155,13 @@ class RunConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in ("step", "cosine"):
             raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
+        low, high = self.crop_scale if len(self.crop_scale) == 2 else (0.0, -1.0)
+        if not 0 < low <= high <= 1:
+            raise ValueError(
+                f"crop_scale must be [min, max] crop areas with 0 < min <= max <= 1, got {self.crop_scale}"
+            )
+        if self.split not in (1, 2, 3):
+            raise ValueError(f"split must be 1, 2 or 3, got {self.split}")
         if len(self.frame_size) != 2 or min(self.frame_size) < self.crop_size:
             raise ValueError(f"frame_size must be [H, W], each >= crop_size {self.crop_size}, got {self.frame_size}")
         for name in ("batch_size", "epochs", "num_frames", "stride", "save_every", "eval_batch_size", "eval_clips"):
