@@ -88,5 +88,6 @@ def test_quick_experiment_runs_and_resumes(tmp_path: Path, capsys: pytest.Captur
     assert (out / "table.md").read_text() == first_table
     assert "pretrain 1/1" not in capsys.readouterr().err
     # A finished run is never reused for other settings.
-    assert main([*args[:-1], "2", "--jobs", "1"]) != 0
-    assert "holds a run with other settings (epochs: 1 -> 2)" in capsys.readouterr().err
+    for jobs in ("1", "2"):  # in this process, or in a worker process: the same one line, exit 2
+        assert main([*args[:-1], "2", "--jobs", jobs]) == 2
+        assert "holds a run with other settings (epochs: 1 -> 2)" in capsys.readouterr().err

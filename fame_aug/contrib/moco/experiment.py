@@ -307,7 +307,13 @@ def run_experiment(plan: ExperimentPlan) -> list[dict[str, Any]]:
             futures = {pool.submit(_run_unit_logged, *units[n]): n for n in order}
             rows = [{} for _ in units]
             for future in as_completed(futures):
-                row = rows[futures[future]] = future.result()
+                try:
+                    row = rows[futures[future]] = future.result()
+                except BaseException as error:
+                    pool.shutdown(wait=False, cancel_futures=True)  # runs not started yet never start
+                    if isinstance(error, ValueError | TypeError):  # a run's bad input: said as in one process
+                        raise type(error)(*error.args) from None
+                    raise
                 name = f"bias {row['bias']:g} seed {row['seed']} {row['variant']}"
                 print(f"finished {name}: top-1 {100 * row['probe_top1']:.1f}%", flush=True)
     _write(plan, rows)
