@@ -2,7 +2,8 @@
 
 from fame_aug.fame import FAME
 from fame_aug.functional import foreground_mask, merge
+from fame_aug.losses import mixed_cross_entropy
 
 __version__ = "0.1.0"
 
-__all__ = ["FAME", "__version__", "foreground_mask", "merge"]
+__all__ = ["FAME", "__version__", "foreground_mask", "merge", "mixed_cross_entropy"]

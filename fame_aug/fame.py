@@ -67,11 +67,14 @@ class FAME(nn.Module):
           clips and ``background`` (``mask`` for the clip, ``1 - mask`` for its partner).
         - Labels: with ``data_keys=["input", "class"]`` (Kornia's convention for mix
           augmentations) ``fame(video, labels)`` returns ``[video, mixed]``, where ``mixed`` is
-          (B, 3) float: the foreground clip's label, the background clip's label, and the
-          share of the frame taken from the foreground clip (``int(beta*H*W) / (H*W)``; 1 for
-          a clip left unchanged, whose two labels are equal). Train on ``mixed[:, 0]`` to
-          keep the foreground's label (debiasing), or weigh the two labels by the share for a
-          soft mix. With ``background``, pass its labels as ``background_labels``.
+          (B, 3) float as in Kornia's ``RandomMixUpV2``: the clip's own (foreground) label,
+          the partner's (background) label, and the share of the frame taken from the partner
+          (``1 - int(beta*H*W) / (H*W)``; 0 for a clip left unchanged, whose two labels are
+          equal). Train on ``mixed[:, 0]`` to keep the foreground's label (debiasing), or use
+          :func:`fame_aug.mixed_cross_entropy` for the soft mix. With ``background``, pass its
+          labels as ``background_labels``.
+        - A batch of one clip (a ragged last batch) passes through unchanged, recorded in
+          ``self._params`` as not merged, without drawing; with ``background=`` it merges.
 
     Args:
         beta: share of pixels kept as foreground, in (0, 1).
@@ -254,17 +257,22 @@ class FAME(nn.Module):
         _checks.video(video, "video", fmt, rgb=self.mode == "official")
         if background is not None:
             _checks.background(background, video, fmt)
-        elif video.shape[0] < 2:
-            raise ValueError(
-                "video must hold at least 2 clips to merge with each other, got a batch of 1; "
-                "pass background=... to draw backgrounds from another batch"
-            )
+        # A lone clip (a DataLoader's ragged last batch) has no partner: it passes through unchanged,
+        # recorded in _params as not merged, and no random number is drawn for it.
+        lone = background is None and video.shape[0] < 2
         clips = _as_bcthw(video, fmt)
         source = clips if background is None else _as_bcthw(background, fmt)
         _batch, _, _, height, width = clips.shape
         count = _checks.foreground_pixels(self.beta, height, width)
 
-        if params is None:
+        if params is None and lone:
+            params = {
+                "batch_prob": torch.zeros(1, dtype=torch.bool, device=video.device),
+                "mix_pairs": torch.zeros(1, dtype=torch.long, device=video.device),
+                "forward_input_shape": torch.tensor(tuple(video.shape), dtype=torch.long),
+                "source_size": torch.tensor(1, dtype=torch.long),
+            }
+        elif params is None:
             params = self.forward_parameters(video.shape, source.shape[0], video.device)
         else:
             params = self._check_params(params, video, source.shape[0])
@@ -364,11 +372,15 @@ class FAME(nn.Module):
 def _mixed_labels(
     labels: torch.Tensor, source_labels: torch.Tensor, params: Params, share: float, self_source: bool
 ) -> torch.Tensor:
-    """(B, 3) float: foreground label, background label, foreground share of each output clip."""
+    """(B, 3) float, Kornia's mix convention: own label, partner's label, share taken from the partner.
+
+    ``share`` is the foreground's share of the frame; a clip left unchanged takes nothing (0) and
+    names its own label twice.
+    """
     pairs, merged = params["mix_pairs"], params["batch_prob"]
     if self_source:  # a clip paired with itself is left as it is
         merged = merged & (pairs != torch.arange(pairs.shape[0], device=pairs.device))
     foreground = labels.float()
     background = torch.where(merged, source_labels.index_select(0, pairs).float(), foreground)
-    shares = torch.where(merged, share, 1.0).to(foreground.dtype)
-    return torch.stack([foreground, background, shares], dim=1)
+    taken = torch.where(merged, 1.0 - share, 0.0).to(foreground.dtype)
+    return torch.stack([foreground, background, taken], dim=1)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import fame_aug
-from fame_aug import FAME
+from fame_aug import FAME, mixed_cross_entropy
 from fame_aug._checks import MASK_MODES
 
 PROPERTY_SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -225,10 +225,6 @@ class TestGradients:
 
 
 class TestExceptions:
-    def test_batch_of_one(self) -> None:
-        with pytest.raises(ValueError, match="at least 2 clips"):
-            FAME()(torch.rand(1, 3, 4, 8, 8))
-
     @pytest.mark.parametrize("p", [-0.1, 1.1])
     def test_p_range(self, p: float) -> None:
         with pytest.raises(ValueError, match="p must lie in \\[0, 1\\]"):
@@ -372,7 +368,7 @@ class TestLabels:
         assert mixed.shape == (6, 3) and mixed.dtype == torch.float32
         assert torch.equal(mixed[:, 0], labels.float())
         assert torch.equal(mixed[:, 1], torch.where(merged, labels[pairs], labels).float())
-        assert torch.equal(mixed[:, 2], torch.where(merged, 256 / 1024, 1.0))
+        assert torch.equal(mixed[:, 2], torch.where(merged, 1 - 256 / 1024, 0.0))  # taken from the partner
         assert 0 < int(merged.sum()) < 6  # this seed mixes some clips and leaves others
         # The clips are exactly what the module returns without labels, for the same draw.
         assert torch.equal(out, FAME(beta=0.25, mode="motion")(video, params=fame._params))
@@ -381,7 +377,7 @@ class TestLabels:
         video, labels = moving_square_clips(batch=4), torch.tensor([0, 1, 2, 3])
         out, mixed = self.mixing(p=0.0)(video, labels)
         assert torch.equal(out, video)
-        assert torch.equal(mixed, torch.stack([labels.float(), labels.float(), torch.ones(4)], dim=1))
+        assert torch.equal(mixed, torch.stack([labels.float(), labels.float(), torch.zeros(4)], dim=1))
 
     def test_explicit_background_batch(self) -> None:
         video, labels = moving_square_clips(batch=4), torch.tensor([0, 1, 2, 3])
@@ -390,7 +386,7 @@ class TestLabels:
         out, mixed = fame(video, labels, background=background, background_labels=background_labels)
         pairs = fame._params["mix_pairs"]
         assert torch.equal(mixed[:, 1], background_labels[pairs].float())
-        assert torch.equal(mixed[:, 2], torch.full((4,), 0.25)) and not torch.equal(out, video)
+        assert torch.equal(mixed[:, 2], torch.full((4,), 0.75)) and not torch.equal(out, video)
 
     def test_replay_gives_the_same_labels(self) -> None:
         video, labels = moving_square_clips(batch=4), torch.tensor([0, 1, 2, 3])
@@ -404,11 +400,37 @@ class TestLabels:
         _, mixed = self.mixing(self_pairs=False)(video, labels)
         logits = torch.randn(4, 5)
         hard = nn.functional.cross_entropy(logits, mixed[:, 0].long())
-        share = mixed[:, 2]
-        soft = share * nn.functional.cross_entropy(logits, mixed[:, 0].long(), reduction="none")
-        soft = soft + (1 - share) * nn.functional.cross_entropy(logits, mixed[:, 1].long(), reduction="none")
-        assert torch.isfinite(hard) and torch.isfinite(soft.mean())
-        assert not torch.allclose(hard, soft.mean())  # backgrounds come from other classes here
+        soft = mixed_cross_entropy(logits, mixed)
+        assert torch.isfinite(hard) and torch.isfinite(soft)
+        assert not torch.allclose(hard, soft)  # backgrounds come from other classes here
+
+    def test_labels_follow_kornia_mixup(self) -> None:
+        """The third column is the partner's share, as in Kornia's RandomMixUpV2, so one loss serves both."""
+        kornia_augmentation = pytest.importorskip("kornia.augmentation")
+        images, labels = torch.rand(6, 3, 8, 8), torch.tensor([0, 1, 2, 3, 4, 0])
+        torch.manual_seed(3)
+        mixup = kornia_augmentation.RandomMixUpV2(p=1.0, data_keys=["input", "class"])
+        _, kornia_mixed = mixup(images, labels)
+        logits = torch.randn(6, 5)
+        lam = kornia_mixed[:, 2]  # Kornia: image = own * (1 - lam) + partner * lam
+        by_hand = (1 - lam) * nn.functional.cross_entropy(logits, kornia_mixed[:, 0].long(), reduction="none")
+        by_hand = by_hand + lam * nn.functional.cross_entropy(logits, kornia_mixed[:, 1].long(), reduction="none")
+        assert torch.allclose(mixed_cross_entropy(logits, kornia_mixed, reduction="none"), by_hand)
+        unchanged = kornia_augmentation.RandomMixUpV2(p=0.0, data_keys=["input", "class"])(images, labels)[1]
+        _, ours = self.mixing(p=0.0)(moving_square_clips(batch=6), labels)
+        assert torch.equal(ours, unchanged)  # a clip left unchanged: (y, y, 0) in both
+
+    def test_a_batch_of_one_passes_through(self) -> None:
+        """A ragged last batch of one clip: unchanged, recorded as not merged, nothing drawn."""
+        video, generator = moving_square_clips(batch=1), seeded(4)
+        before = generator.get_state()
+        for fame in (self.mixing(generator=generator), self.mixing(self_pairs=False, generator=generator)):
+            out, mixed = fame(video, torch.tensor([2]))
+            assert torch.equal(out, video) and torch.equal(mixed, torch.tensor([[2.0, 2.0, 0.0]]))
+            assert not fame._params["batch_prob"].any() and fame._params["mix_pairs"].tolist() == [0]
+            assert torch.equal(fame(video, torch.tensor([2]), params=fame._params)[0], video)  # replays
+        assert torch.equal(generator.get_state(), before)
+        assert torch.equal(FAME()(video), video)  # without labels too
 
     def test_errors_name_the_argument(self) -> None:
         video, labels = moving_square_clips(batch=4), torch.tensor([0, 1, 2, 3])

@@ -93,7 +93,7 @@ class ClipAugmentation(nn.Module):
         if self.mean.device != clips.device:
             self.to(clips.device)  # Kornia draws its parameters on the module's device
         video = self.geometric(uint8_clips_to_float(clips))
-        if self.fame is not None and video.shape[0] >= 2:  # a lone clip (ragged last batch) has no partner
+        if self.fame is not None:  # FAME passes a lone clip (a ragged last batch) through unchanged
             video = self.fame(video)
         if self.photometric is not None:
             video = self.photometric(video)
