@@ -77,21 +77,26 @@ def foreground_pixels(beta: float, height: int, width: int) -> int:
     return count
 
 
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_VIDEO_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def video(value: object, name: str, fmt: str, *, rgb: bool) -> None:
     """Check a float clip batch in layout ``fmt`` with at least two frames."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape ({', '.join(fmt)}), got {type(value).__name__}")
+    if value.dim() == 4:  # what kornia's VideoSequential hands the modules inside it: frames, not clips
+        raise ValueError(
+            f"FAME got frames, not clips: {name} has shape {tuple(value.shape)}, 4 dimensions where clips have 5 "
+            f"({', '.join(fmt)}). Inside kornia's VideoSequential, which folds time into the batch, FAME cannot "
+            f"see motion: put it before VideoSequential, not inside it"
+        )
     if value.dim() != 5:
         raise ValueError(
             f"{name} must have 5 dimensions ({', '.join(fmt)}) for data_format={fmt!r}, got shape {tuple(value.shape)}"
         )
-    if value.dtype not in _FLOAT_DTYPES:
+    if value.dtype not in _VIDEO_DTYPES:
         raise TypeError(
-            f"{name} must be a float16, bfloat16, float32 or float64 tensor, got {value.dtype}; "
-            f"convert to float in [0, 1] first, e.g. {name}.float().div(255)"
+            f"{name} must be a uint8 (0-255) or float16, bfloat16, float32 or float64 (0-1) tensor, got {value.dtype}"
         )
     channels = value.shape[fmt.index("C")]
     frames = value.shape[fmt.index("T")]

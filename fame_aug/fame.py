@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -89,8 +90,10 @@ class FAME(nn.Module):
             (clips and (B,) labels in, ``[clips, (B, 3) labels]`` out).
 
     Shape:
-        - Input: (B, C, T, H, W) or (B, T, C, H, W), float in [0, 1], T >= 2, B >= 2 unless a
-          ``background`` is given; with labels, (B,) integer class indices.
+        - Input: (B, C, T, H, W) or (B, T, C, H, W), float in [0, 1] or uint8 in 0-255 (masks
+          as for value / 255; the output keeps the dtype, pixels not replaced byte-identical;
+          floats above 1.5 warn once), T >= 2, any B (a lone clip without ``background``
+          passes through); with labels, (B,) integer class indices.
         - Output: same as input; with labels, also (B, 3) float.
 
     Example:
@@ -132,6 +135,7 @@ class FAME(nn.Module):
         self.generator = generator
         self.data_keys = _checks.data_keys(data_keys)
         self._params: Params = {}
+        self._range_checked = False
 
     def __setattr__(self, name: str, value: object) -> None:
         """Check ``beta``, ``mode``, ``p`` and ``data_format`` whenever they are set, not only at construction."""
@@ -255,6 +259,14 @@ class FAME(nn.Module):
         self._check_labels(video, labels, background, background_labels, with_labels)
         fmt = self.data_format
         _checks.video(video, "video", fmt, rgb=self.mode == "official")
+        if not self._range_checked and video.is_floating_point() and not torch.compiler.is_compiling():
+            self._range_checked = True  # one look at the values, on the first call only (it syncs a GPU)
+            if bool(video.detach().amax() > 1.5):
+                warnings.warn(
+                    "FAME got float clips with values above 1.5: it expects float clips in [0, 1] (or uint8 in "
+                    "0-255); masks of 0-255 floats are wrong. Divide by 255 first.",
+                    stacklevel=2,
+                )
         if background is not None:
             _checks.background(background, video, fmt)
         # A lone clip (a DataLoader's ragged last batch) has no partner: it passes through unchanged,

@@ -148,6 +148,8 @@ def merge(
     source = clips if background is None else _as_bcthw(background, fmt)
     batch, _, _, height, width = clips.shape
     _checks.mask(mask, batch, height, width, clips.device)
+    if mask.dtype != torch.bool and not clips.is_floating_point():
+        raise TypeError(f"a soft (float) mask blends, so video must be float, got {clips.dtype}; use a bool mask")
     _checks.pairs(pairs, batch, source.shape[0], clips.device)
     merged = _merge(clips, mask, pairs, source, apply=None, self_source=background is None)
     return _from_bcthw(merged, fmt)
@@ -180,8 +182,8 @@ def _use_clip_loop(*tensors: torch.Tensor) -> bool:
     full-size buffers; on GPUs, under ``torch.compile`` and when autograd must see the ops,
     batched tensor ops are used instead.
     """
-    if torch.compiler.is_compiling():
-        return False
+    if torch.compiler.is_compiling() or not all(t.is_floating_point() for t in tensors):
+        return False  # uint8 clips take the batched torch.where path (lerp needs floats)
     if any(t.device.type != "cpu" for t in tensors):
         return False
     return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
@@ -294,7 +296,13 @@ def _top_pixels(scores: torch.Tensor, count: int) -> torch.Tensor:
 
 
 def _foreground_mask(clips: torch.Tensor, count: int, mode: str) -> torch.Tensor:
-    """The mask of a checked ``mode`` on checked (B, C, T, H, W) clips, without autograd."""
+    """The mask of a checked ``mode`` on checked (B, C, T, H, W) clips, without autograd.
+
+    uint8 clips are read as float in [0, 1] (value / 255), so they get the masks their float
+    versions get.
+    """
+    if clips.dtype == torch.uint8:
+        clips = clips.to(torch.float32) / 255
     return _top_pixels(_foreground_scores(clips, mode), count)
 
 

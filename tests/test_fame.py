@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from conftest import moving_square_clips, requires_cuda
@@ -242,11 +244,41 @@ class TestExceptions:
         with pytest.raises(TypeError, match="self_pairs must be a bool"):
             FAME(self_pairs=1)  # type: ignore[arg-type]
 
+    @pytest.mark.parametrize("mode", MASK_MODES)
+    def test_uint8_clips_as_torchvision_holds_them(self, mode: str) -> None:
+        """uint8 in, uint8 out; the masks are those of the float clips (value / 255)."""
+        video8 = (moving_square_clips(batch=4) * 255).round().to(torch.uint8)
+        fame = FAME(mode=mode, generator=seeded(6))
+        out8 = fame(video8)
+        as_float = FAME(mode=mode)
+        replay = {k: v for k, v in fame._params.items() if k != "mask"}  # the mask is computed again
+        out = as_float(video8.float() / 255, params=replay)
+        assert out8.dtype == torch.uint8 and torch.equal(as_float._params["mask"], fame._params["mask"])
+        assert torch.equal(out8, (out * 255).round().to(torch.uint8))
+        kept = fame._params["mask"][:, None, None].expand_as(video8)
+        assert torch.equal(out8[kept], video8[kept])  # pixels not replaced: byte-identical
+
+    def test_floats_in_0_255_warn_once(self) -> None:
+        fame, video = FAME(mode="motion"), moving_square_clips(batch=2) * 255
+        with pytest.warns(UserWarning, match="values above 1.5"):
+            fame(video)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fame(video)  # once per module
+
+    def test_inside_video_sequential_says_where_to_put_it(self) -> None:
+        kornia_augmentation = pytest.importorskip("kornia.augmentation")
+        inside = kornia_augmentation.VideoSequential(FAME(), data_format="BCTHW")
+        with pytest.raises(ValueError, match="put it before VideoSequential, not inside it"):
+            inside(torch.rand(2, 3, 4, 8, 8))
+
     def test_video_errors(self) -> None:
         with pytest.raises(ValueError, match="5 dimensions"):
+            FAME()(torch.rand(2, 3, 8))
+        with pytest.raises(ValueError, match="FAME got frames, not clips"):
             FAME()(torch.rand(2, 3, 8, 8))
-        with pytest.raises(TypeError, match="convert to float"):
-            FAME()(torch.zeros(2, 3, 4, 8, 8, dtype=torch.uint8))
+        with pytest.raises(TypeError, match=r"must be a uint8 \(0-255\) or float16"):
+            FAME()(torch.zeros(2, 3, 4, 8, 8, dtype=torch.int32))
         with pytest.raises(ValueError, match="3 \\(RGB\\) channels"):
             FAME()(torch.rand(2, 1, 4, 8, 8))
         with pytest.raises(ValueError, match="at least 2 frames"):

@@ -171,16 +171,22 @@ class TestMerge:
 class TestExceptions:
     def test_rank(self) -> None:
         with pytest.raises(ValueError, match="video must have 5 dimensions"):
+            foreground_mask(torch.rand(3, 4, 8))
+        with pytest.raises(ValueError, match="4 dimensions where clips have 5"):
             foreground_mask(torch.rand(3, 4, 8, 8))
 
     def test_not_a_tensor(self) -> None:
         with pytest.raises(TypeError, match=r"video must be a torch\.Tensor"):
             foreground_mask([[1.0]])  # type: ignore[arg-type]
 
-    @pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool])
-    def test_integer_dtype(self, dtype: torch.dtype) -> None:
-        with pytest.raises(TypeError, match=r"convert to float in \[0, 1\] first"):
+    @pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.bool, torch.float8_e4m3fn])
+    def test_unsupported_dtype(self, dtype: torch.dtype) -> None:
+        with pytest.raises(TypeError, match=r"must be a uint8 \(0-255\) or float16, bfloat16, float32 or float64"):
             foreground_mask(torch.zeros(2, 3, 4, 8, 8, dtype=dtype))
+
+    def test_uint8_masks_are_those_of_value_over_255(self) -> None:
+        video8 = (torch.rand(3, 3, 4, 16, 16, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+        assert torch.equal(foreground_mask(video8), foreground_mask(video8.float() / 255))
 
     def test_official_needs_rgb(self) -> None:
         with pytest.raises(ValueError, match="3 \\(RGB\\) channels"):
