@@ -200,6 +200,8 @@ class FAME(nn.Module):
         }
 
     def _rand(self, *size: int, device: torch.device) -> torch.Tensor:
+        if self.generator is None:  # no generator=None: torch.compile cannot trace it with a symbolic size
+            return torch.rand(*size, device=device)
         return torch.rand(*size, generator=self.generator, device=device)
 
     def _draw_gate(self, batch: int, device: torch.device) -> torch.Tensor:

@@ -346,6 +346,26 @@ class TestDynamo:
         assert torch.equal(compiled_params["mask"], fame._params["mask"])
         assert torch.equal(out, eager)
 
+    @pytest.mark.parametrize("dynamic", [None, True])
+    def test_one_compile_serves_every_batch_size(self, dynamic: bool | None) -> None:
+        """A training loop meets several batch sizes (the last batch, evaluation): no recompile failure."""
+        import torch._inductor.config as inductor_config
+
+        torch._dynamo.reset()
+        fame = FAME(beta=0.25, mode="motion", p=0.7)
+        compiled = torch.compile(fame, fullgraph=True, dynamic=dynamic)
+        for batch in (4, 6, 3):
+            video = moving_square_clips(batch=batch, frames=4, size=16)
+            with inductor_config.patch(fallback_random=True):
+                torch.manual_seed(batch)
+                out = compiled(video)
+            compiled_params = fame._params
+            torch.manual_seed(batch)
+            eager = fame(video)
+            assert torch.equal(compiled_params["batch_prob"], fame._params["batch_prob"])
+            assert torch.equal(compiled_params["mix_pairs"], fame._params["mix_pairs"])
+            assert torch.equal(out, eager)
+
 
 @requires_cuda
 class TestCuda:
