@@ -92,7 +92,7 @@ class FAME(nn.Module):
     Shape:
         - Input: (B, C, T, H, W) or (B, T, C, H, W), float in [0, 1] or uint8 in 0-255 (masks
           as for value / 255; the output keeps the dtype, pixels not replaced byte-identical;
-          floats above 1.5 warn once), T >= 2, any B (a lone clip without ``background``
+          CPU floats above 1.5 warn once), T >= 2, any B (a lone clip without ``background``
           passes through); with labels, (B,) integer class indices.
         - Output: same as input; with labels, also (B, 3) float.
 
@@ -261,8 +261,13 @@ class FAME(nn.Module):
         self._check_labels(video, labels, background, background_labels, with_labels)
         fmt = self.data_format
         _checks.video(video, "video", fmt, rgb=self.mode == "official")
-        if not self._range_checked and video.is_floating_point() and not torch.compiler.is_compiling():
-            self._range_checked = True  # one look at the values, on the first call only (it syncs a GPU)
+        if (
+            not self._range_checked
+            and video.is_floating_point()
+            and video.device.type == "cpu"  # reading a value would synchronise a GPU
+            and not torch.compiler.is_compiling()
+        ):
+            self._range_checked = True  # one look at the values, on the first call only
             if bool(video.detach().amax() > 1.5):
                 warnings.warn(
                     "FAME got float clips with values above 1.5: it expects float clips in [0, 1] (or uint8 in "
