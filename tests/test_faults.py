@@ -328,3 +328,16 @@ def test_device_queue_full_disk_and_real_bugs(
     monkeypatch.setattr(torch.optim.AdamW, "step", a_bug_below)
     with pytest.raises(ValueError, match="a bug in a library"):  # its traceback is shown, not hidden as exit 2
         main(run("pretrain", data_root, tmp_path / "d", epochs=1))
+
+
+def test_later_stages_read_the_model_from_the_checkpoint(
+    pretrained: Path, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cpu-demo checkpoint (small R3D, width 8) probed without --preset: the model comes from its config."""
+    values = {k: v for k, v in TINY.items() if k != "backbone_width"}
+    args = ["probe", *flags({**values, "dataset": "synthetic", "data_root": data_root, "out": tmp_path / "p"})]
+    assert main([*args, "--pretrained", str(pretrained), "--epochs", "1"]) == 0
+    assert '"test_videos": 9' in capsys.readouterr().out
+    # An explicit flag still wins, and a mismatch is one clear line.
+    assert main([*args, "--pretrained", str(pretrained), "--backbone-width", "16", "--out", str(tmp_path / "q")]) == 2
+    assert "shapes differ" in one_line_error(capsys)

@@ -445,6 +445,29 @@ COMMANDS: dict[str, type[RunConfig]] = {
 }
 
 
+# What a checkpoint's stored config says about the model that later stages must rebuild.
+_MODEL_SETTINGS = ("backbone", "backbone_width")
+
+
+def _pretrained_model_settings(path: str) -> dict[str, Any]:
+    """The backbone settings stored in a fame-aug checkpoint (none for other or unreadable files).
+
+    A damaged file is reported, with its name, where its weights are loaded.
+    """
+    if not path or not Path(path).is_file():
+        return {}
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return {}
+    stored = state.get("config") if isinstance(state, dict) else None
+    if not isinstance(stored, dict):
+        return {}
+    return {key: stored[key] for key in _MODEL_SETTINGS if key in stored}
+
+
 def _load_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -533,6 +556,10 @@ def resolve_config(
         _apply(config, from_file, str(config_file))
     if overrides:
         _apply(config, overrides, "command line")
+    explicit = {*from_file, *(overrides or {})}
+    for key, value in _pretrained_model_settings(getattr(config, "pretrained", "")).items():
+        if key not in explicit:  # the checkpoint's model wins over a preset's; an explicit key wins over both
+            setattr(config, key, value)
     config.validate()
     if check_paths:
         config.check_paths()
