@@ -142,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fame_aug.contrib.moco.config import add_config_arguments
 
     parser = argparse.ArgumentParser(
-        prog="fame-aug", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="fame-aug",
+        description=(__doc__ or "").replace("``", ""),  # no reStructuredText marks in a terminal
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"fame-aug {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)

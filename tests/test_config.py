@@ -103,3 +103,16 @@ def test_learning_rate_schedule_and_optimizer() -> None:
     sgd = build_optimizer(weights, resolve_config("finetune", check_paths=False))
     assert isinstance(adamw, torch.optim.AdamW) and adamw.defaults["weight_decay"] == 0.05
     assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9
+
+
+def test_help_describes_each_option_and_lists_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    from fame_aug.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--fame-mode {official,motion,stabilized}" in shown and "--optimizer {sgd,adamw}" in shown
+    assert "--lr LR learning rate at batch_size. (default 0.01; a --preset may set another)" in shown
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "``" not in capsys.readouterr().out  # no reStructuredText marks in a terminal

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import math
 import re
@@ -571,11 +572,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--config", help="YAML or JSON file of config keys")
     parser.add_argument("--preset", help=f"one of {', '.join(PRESETS)}")
     hints = typing.get_type_hints(COMMANDS[command])
+    described = _field_descriptions(COMMANDS[command])
     for item in fields(COMMANDS[command]):
         flag = "--" + item.name.replace("_", "-")
         hint = hints[item.name]
         default = item.default if item.default is not dataclasses.MISSING else item.default_factory()  # type: ignore[misc]
-        help_text = f"default {default!r}"
+        help_text = f"{described.get(item.name, '')} (default {default!r}; a --preset may set another)".lstrip()
         if hint is bool:
             parser.add_argument(
                 flag, dest=item.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
@@ -584,7 +586,33 @@ def add_config_arguments(parser: argparse.ArgumentParser, command: str) -> None:
             (element,) = typing.get_args(hint)
             parser.add_argument(flag, dest=item.name, nargs="+", type=element, default=None, help=help_text)
         else:
-            parser.add_argument(flag, dest=item.name, type=hint, default=None, help=help_text)
+            choices = _CHOICES.get(item.name)
+            parser.add_argument(flag, dest=item.name, type=hint, default=None, choices=choices, help=help_text)
+
+
+# Keys with a fixed set of values: --help lists them and argparse refuses others.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "dataset": DATASETS,
+    "backbone": BACKBONE_NAMES,
+    "cache": CACHE_MODES,
+    "optimizer": OPTIMIZERS,
+    "schedule": ("step", "cosine"),
+    "bn": ("shuffle", "sync"),
+    "fame_mode": _checks.MASK_MODES,
+}
+
+
+def _field_descriptions(cls: type) -> dict[str, str]:
+    """One line per config key, from the ``Attributes:`` sections of the class and its bases."""
+    described: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        doc = inspect.getdoc(klass) or ""
+        if "Attributes:" not in doc:
+            continue
+        section = doc.split("Attributes:", 1)[1]
+        for name, text in re.findall(r"^    (\w+): (.+(?:\n        .+)*)", section, flags=re.M):
+            described[name] = " ".join(text.replace("``", "").split())
+    return described
 
 
 def config_from_args(command: str, args: argparse.Namespace) -> RunConfig:
