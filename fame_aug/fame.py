@@ -174,7 +174,8 @@ class FAME(nn.Module):
         Returns:
             ``{"batch_prob": (B,) bool, "mix_pairs": (B,) long, "forward_input_shape": (5,)
             long (CPU), "source_size": () long (CPU)}``. The mask depends on the clips and is
-            added by :meth:`forward`.
+            added by :meth:`forward`. A lone clip drawing from its own batch (a ragged last
+            batch) has no partner: it is recorded as not merged, and nothing is drawn.
         """
         shape = tuple(int(s) for s in batch_shape)
         if len(shape) != 5 or min(shape) < 1:
@@ -192,9 +193,14 @@ class FAME(nn.Module):
                 )
         else:
             draw_device = torch.device("cpu") if device is None else torch.device(device)
+        if source_size is None and batch < 2:  # a lone clip of its own batch: no partner, nothing drawn
+            gate = torch.zeros(1, dtype=torch.bool, device=draw_device)
+            pairs = torch.zeros(1, dtype=torch.long, device=draw_device)
+        else:
+            gate, pairs = self._draw_gate(batch, draw_device), self._draw_pairs(batch, sources, draw_device)
         return {
-            "batch_prob": self._draw_gate(batch, draw_device),
-            "mix_pairs": self._draw_pairs(batch, sources, draw_device),
+            "batch_prob": gate,
+            "mix_pairs": pairs,
             "forward_input_shape": torch.tensor(shape, dtype=torch.long),
             "source_size": torch.tensor(sources, dtype=torch.long),
         }
@@ -276,23 +282,14 @@ class FAME(nn.Module):
                 )
         if background is not None:
             _checks.background(background, video, fmt)
-        # A lone clip (a DataLoader's ragged last batch) has no partner: it passes through unchanged,
-        # recorded in _params as not merged, and no random number is drawn for it.
-        lone = background is None and video.shape[0] < 2
         clips = _as_bcthw(video, fmt)
         source = clips if background is None else _as_bcthw(background, fmt)
         _batch, _, _, height, width = clips.shape
         count = _checks.foreground_pixels(self.beta, height, width)
 
-        if params is None and lone:
-            params = {
-                "batch_prob": torch.zeros(1, dtype=torch.bool, device=video.device),
-                "mix_pairs": torch.zeros(1, dtype=torch.long, device=video.device),
-                "forward_input_shape": torch.tensor(tuple(video.shape), dtype=torch.long),
-                "source_size": torch.tensor(1, dtype=torch.long),
-            }
-        elif params is None:
-            params = self.forward_parameters(video.shape, source.shape[0], video.device)
+        if params is None:  # a lone clip of its own batch (ragged last batch) comes back not merged
+            sources = None if background is None else source.shape[0]
+            params = self.forward_parameters(video.shape, sources, video.device)
         else:
             params = self._check_params(params, video, source.shape[0])
         if "mask" not in params:
@@ -372,12 +369,11 @@ class FAME(nn.Module):
             raise ValueError(f"params['batch_prob'] is on {gate.device}, video on {video.device}")
         _checks.pairs(params["mix_pairs"], batch, sources, video.device)
         if "mask" in params:
-            if not isinstance(params["mask"], torch.Tensor) or params["mask"].dtype != torch.bool:
-                got = (
-                    params["mask"].dtype if isinstance(params["mask"], torch.Tensor) else type(params["mask"]).__name__
-                )
+            mask = params["mask"]
+            if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+                got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
                 raise TypeError(f"params['mask'] must be a bool tensor, got {got}")
-            _checks.mask(params["mask"], batch, height, width, video.device)
+            _checks.mask(mask, batch, height, width, video.device)
         return dict(params)
 
     def inverse(self, *args: Any, **kwargs: Any) -> torch.Tensor:
