@@ -108,8 +108,11 @@ def _process_alive(pid: str) -> bool:
     return True
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", mmap: bool = False) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True`` (no arbitrary code runs).
+
+    ``mmap=True`` maps the tensors instead of reading them: cheap when only small entries (the
+    stored config) are wanted.
 
     Raises:
         ValueError: naming the file, if it is missing, empty, truncated, not a checkpoint, or
@@ -119,7 +122,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location=device, weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises many types for damaged files: EOFError, UnpicklingError, ...
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         size = path.stat().st_size

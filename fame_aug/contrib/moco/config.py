@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fame_aug import _checks
+from fame_aug.contrib.moco.checkpoint import load_checkpoint
 from fame_aug.fame import FAME
 
 __all__ = [
@@ -457,13 +458,11 @@ def _pretrained_model_settings(path: str) -> dict[str, Any]:
     """
     if not path or not Path(path).is_file():
         return {}
-    import torch
-
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
+        state = load_checkpoint(path, mmap=True)
+    except ValueError:
         return {}
-    stored = state.get("config") if isinstance(state, dict) else None
+    stored = state.get("config")
     if not isinstance(stored, dict):
         return {}
     return {key: stored[key] for key in _MODEL_SETTINGS if key in stored}
