@@ -44,6 +44,16 @@ DATASETS = ("synthetic", "ucf101", "hmdb51", "kinetics", "list")
 BACKBONE_NAMES = ("r2plus1d_18", "r3d_18", "r3d_small", "i3d")
 CACHE_MODES = ("auto", "memory", "off")
 OPTIMIZERS = ("sgd", "adamw")
+# Keys with a fixed set of values: validation refuses others, and --help lists them.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "dataset": DATASETS,
+    "backbone": BACKBONE_NAMES,
+    "cache": CACHE_MODES,
+    "optimizer": OPTIMIZERS,
+    "schedule": ("step", "cosine"),
+    "bn": ("shuffle", "sync"),
+    "fame_mode": _checks.MASK_MODES,
+}
 
 
 @dataclass
@@ -147,16 +157,9 @@ class RunConfig:
                 raise ValueError(f"{name} must all be >= 1, got {values}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.backbone not in BACKBONE_NAMES:
-            raise ValueError(f"backbone must be one of {BACKBONE_NAMES}, got {self.backbone!r}")
-        if self.cache not in CACHE_MODES:
-            raise ValueError(f"cache must be one of {CACHE_MODES}, got {self.cache!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.schedule not in ("step", "cosine"):
-            raise ValueError(f"schedule must be 'step' or 'cosine', got {self.schedule!r}")
+        for name, allowed in CHOICES.items():  # the same table --help lists
+            if hasattr(self, name) and getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         low, high = self.crop_scale if len(self.crop_scale) == 2 else (0.0, -1.0)
         if not 0 < low <= high <= 1:
             raise ValueError(
@@ -249,8 +252,6 @@ class PretrainConfig(RunConfig, FameOptions):
     def validate(self) -> None:  # noqa: D102 - documented on the base class
         super().validate()
         self.check_fame()
-        if self.bn not in ("shuffle", "sync"):
-            raise ValueError(f"bn must be 'shuffle' or 'sync', got {self.bn!r}")
         if self.queue_size * self.moco_dim * 4 > _LARGEST_QUEUE_BYTES:
             raise ValueError(
                 f"queue_size {self.queue_size} x moco_dim {self.moco_dim} would need "
@@ -585,20 +586,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, command: str) -> None:
             (element,) = typing.get_args(hint)
             parser.add_argument(flag, dest=item.name, nargs="+", type=element, default=None, help=help_text)
         else:
-            choices = _CHOICES.get(item.name)
+            choices = CHOICES.get(item.name)
             parser.add_argument(flag, dest=item.name, type=hint, default=None, choices=choices, help=help_text)
-
-
-# Keys with a fixed set of values: --help lists them and argparse refuses others.
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "dataset": DATASETS,
-    "backbone": BACKBONE_NAMES,
-    "cache": CACHE_MODES,
-    "optimizer": OPTIMIZERS,
-    "schedule": ("step", "cosine"),
-    "bn": ("shuffle", "sync"),
-    "fame_mode": _checks.MASK_MODES,
-}
 
 
 def _field_descriptions(cls: type) -> dict[str, str]:
