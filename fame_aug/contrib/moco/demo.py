@@ -96,7 +96,7 @@ def run_demo(
         "seconds": round(time.perf_counter() - began, 1),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    figure = _mask_figure(out / "data-bias0.8", out / "fame_masks.png", mode)
+    figure = _mask_figure(plan.data_root(plan.biases[0]), out / "fame_masks.png", mode)
     print("\n" + markdown_table(summarise(rows), 0.8, classes))
     print("\n'nearest shares': how often a test video's nearest training video has its class, background or shape;")
     print("'colour distance': its object's colour distance to the query's, relative to an average training video")

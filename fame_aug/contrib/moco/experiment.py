@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from fame_aug._checks import MASK_MODES
-from fame_aug.contrib.moco.config import COMMANDS, resolve_config
+from fame_aug.contrib.moco.config import COMMANDS, PretrainConfig, resolve_config
 from fame_aug.contrib.moco.distributed import World
 from fame_aug.contrib.moco.finetune import finetune
 from fame_aug.contrib.moco.pretrain import pretrain
@@ -152,6 +152,14 @@ class ExperimentPlan:
         """The control level: each training video's background family drawn uniformly."""
         return 1.0 / BackgroundBiasConfig(**self.dataset).classes
 
+    def data_root(self, bias: float) -> Path:
+        """The generated dataset of a bias level."""
+        return self.out / f"data-bias{bias:g}"
+
+    def run_folder(self, bias: float, seed: int, variant: str) -> Path:
+        """The folder of one model's runs (a supervised run, or pretrain/probe/retrieve)."""
+        return self.out / f"bias{bias:g}" / f"seed{seed}" / variant
+
     def levels(self) -> list[tuple[float, list[str]]]:
         """``(bias, variants)`` of every dataset to train on, the control first."""
         levels = [(self.control_bias, list(self.control))] if self.control else []
@@ -241,7 +249,7 @@ def retrieval_and_neighbours(
 
 
 def mask_quality(
-    dataset: dict[str, Any], frame_size: int, beta: float, modes: Sequence[str], videos: int = 64
+    dataset: dict[str, Any], config: PretrainConfig, modes: Sequence[str], videos: int = 64
 ) -> dict[str, dict[str, float]]:
     """How well each FAME mask mode finds the moving object on the experiment's dataset.
 
@@ -249,17 +257,17 @@ def mask_quality(
     known, at the training frame size, over the frames of one training clip: ``recall`` is the
     share of the object's pixels (union over the clip) that the mask keeps, ``precision`` the
     share of the kept pixels that the object covers at some frame (the rest is the clip's own
-    background, which FAME carries along).
+    background, which FAME carries along). ``config`` gives the clip (frames, stride, frame
+    size) and FAME's beta.
     """
-    config = BackgroundBiasConfig(**dataset)
-    preset = resolve_config("pretrain", "cpu-demo", check_paths=False)
-    span = (preset.num_frames - 1) * preset.stride + 1
+    frame_size, data = config.frame_size[0], BackgroundBiasConfig(**dataset)
+    span = (config.num_frames - 1) * config.stride + 1
+    frames = np.linspace(0, min(span, data.frames) - 1, config.num_frames).round().astype(int)  # one clip
     rng = np.random.default_rng(1234)
     clips, objects = [], []
     for n in range(videos):
-        motion, family = MOTIONS[n % config.classes], BACKGROUND_KINDS[int(rng.integers(config.classes))]
-        video, masks, _ = render_video(motion, family, config.frames, config.size, rng, object_size=config.object_size)
-        frames = np.linspace(0, min(span, config.frames) - 1, preset.num_frames).round().astype(int)
+        motion, family = MOTIONS[n % data.classes], BACKGROUND_KINDS[int(rng.integers(data.classes))]
+        video, masks, _ = render_video(motion, family, data.frames, data.size, rng, object_size=data.object_size)
         clips.append(
             np.stack([cv2.resize(f, (frame_size, frame_size), interpolation=cv2.INTER_AREA) for f in video[frames]])
         )
@@ -270,7 +278,7 @@ def mask_quality(
     swept = torch.from_numpy(np.stack(objects))
     results: dict[str, dict[str, float]] = {"recall": {}, "precision": {}}
     for mode in modes:
-        kept = foreground_mask(video, beta=beta, mode=mode)
+        kept = foreground_mask(video, beta=config.fame_beta, mode=mode)
         hits = (kept & swept).sum(dim=(1, 2)).float()
         results["recall"][mode] = float((hits / swept.sum(dim=(1, 2))).mean())
         results["precision"][mode] = float((hits / kept.sum(dim=(1, 2))).mean())
@@ -288,11 +296,11 @@ def run_experiment(plan: ExperimentPlan) -> list[dict[str, Any]]:
     plan.out.mkdir(parents=True, exist_ok=True)
     (plan.out / "plan.json").write_text(json.dumps(asdict(plan), default=str, indent=2))
     preset = resolve_config("pretrain", "cpu-demo", overrides=plan.overrides, check_paths=False)
-    quality = mask_quality(plan.dataset, preset.frame_size[0], preset.fame_beta, MASK_MODES)  # type: ignore[attr-defined]
+    quality = mask_quality(plan.dataset, preset, MASK_MODES)  # type: ignore[arg-type]
     (plan.out / "mask_quality.json").write_text(json.dumps({"beta": preset.fame_beta, **quality}, indent=2))  # type: ignore[attr-defined]
     units = []
     for bias, variants in plan.levels():
-        data_root = plan.out / f"data-bias{bias:g}"
+        data_root = plan.data_root(bias)
         if not (data_root / "metadata.json").is_file():
             make_background_bias_dataset(data_root, BackgroundBiasConfig(**{**plan.dataset, "bias": bias}))
         units += [(plan, bias, seed, variant) for seed in plan.seeds for variant in variants]
@@ -322,7 +330,7 @@ def run_experiment(plan: ExperimentPlan) -> list[dict[str, Any]]:
 
 def _run_unit_logged(plan: ExperimentPlan, bias: float, seed: int, variant: str) -> dict[str, Any]:
     """``_run_unit`` with its console output in ``log.txt`` of its folder (runs share the console)."""
-    folder = plan.out / f"bias{bias:g}" / f"seed{seed}" / variant
+    folder = plan.run_folder(bias, seed, variant)
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "log.txt").open("a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         return _run_unit(plan, bias, seed, variant)
@@ -330,9 +338,9 @@ def _run_unit_logged(plan: ExperimentPlan, bias: float, seed: int, variant: str)
 
 def _run_unit(plan: ExperimentPlan, bias: float, seed: int, variant: str) -> dict[str, Any]:
     """Train and evaluate one model: a supervised one, or MoCo pretraining, its probe and retrieval."""
-    data_root = plan.out / f"data-bias{bias:g}"
+    data_root = plan.data_root(bias)
     settings = {**plan.overrides, "data_root": str(data_root), "seed": seed}
-    folder = plan.out / f"bias{bias:g}" / f"seed{seed}" / variant
+    folder = plan.run_folder(bias, seed, variant)
     row = {"bias": bias, "seed": seed, "variant": variant}
     if variant in SUPERVISED_VARIANTS:
         keys = {**SUPERVISED_VARIANTS[variant], **_epochs(plan.supervised_epochs)}
@@ -454,7 +462,7 @@ def learning_curves(plan: ExperimentPlan, bias: float, variants: Sequence[str]) 
         key = "train_top1" if variant in SUPERVISED_VARIANTS else "accuracy"
         per_epoch: dict[int, list[float]] = {}
         for seed in plan.seeds:
-            metrics = plan.out / f"bias{bias:g}" / f"seed{seed}" / variant / stage / "metrics.csv"
+            metrics = plan.run_folder(bias, seed, variant) / stage / "metrics.csv"
             if metrics.is_file():
                 with metrics.open() as handle:
                     for row in csv.DictReader(handle):
