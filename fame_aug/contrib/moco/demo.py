@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from fame_aug import FAME
-from fame_aug.contrib.moco.config import resolve_config
 from fame_aug.contrib.moco.experiment import (
     QUICK_DATASET,
     QUICK_OVERRIDES,
@@ -70,15 +69,12 @@ def run_demo(
         jobs: models trained at the same time (``ExperimentPlan.jobs``; ``fame-aug demo`` uses 2).
     """
     began = time.perf_counter()
-    mode = resolve_config("pretrain", "cpu-demo", check_paths=False).fame_mode  # type: ignore[attr-defined]
     tiny = 1 if quick else None
-    plan = ExperimentPlan(
+    plan = ExperimentPlan(  # the experiment's default models: plain and with FAME in the preset's mode
         out=out,
         biases=[0.8],
         control=[],
         seeds=[0],
-        variants=["baseline", f"fame-{mode}"],
-        supervised=["supervised", f"supervised-fame-{mode}"],
         pretrain_epochs=epochs or tiny or DEMO_EPOCHS["pretrain"],
         probe_epochs=probe_epochs or tiny,
         supervised_epochs=supervised_epochs or tiny or DEMO_EPOCHS["supervised"],
@@ -89,13 +85,15 @@ def run_demo(
     rows = run_experiment(plan)
     top1 = {row["variant"]: round(100 * row["probe_top1"], 1) for row in rows}
     classes = BackgroundBiasConfig(**plan.dataset).classes
+    (baseline, moco_fame), (plain, supervised_fame) = plan.variants, plan.supervised
     summary = {
-        "supervised": {"plain": top1["supervised"], "fame": top1[f"supervised-fame-{mode}"]},
-        "moco": {"baseline": top1["baseline"], "fame": top1[f"fame-{mode}"]},
+        "supervised": {"plain": top1[plain], "fame": top1[supervised_fame]},
+        "moco": {"baseline": top1[baseline], "fame": top1[moco_fame]},
         "chance": round(100 / classes, 1),
         "seconds": round(time.perf_counter() - began, 1),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    mode = moco_fame.removeprefix("fame-")
     figure = _mask_figure(plan.data_root(plan.biases[0]), out / "fame_masks.png", mode)
     print("\n" + markdown_table(summarise(rows), 0.8, classes))
     print("\n'nearest shares': how often a test video's nearest training video has its class, background or shape;")
