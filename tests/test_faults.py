@@ -15,7 +15,7 @@ import cv2
 import pytest
 import torch
 from datatrees import counter_frames, write_frame_folder, write_video
-from tiny_runs import TINY, flags, make_tiny_dataset, tiny_config
+from tiny_runs import TINY, flags, make_tiny_dataset, tiny_config, tiny_values
 
 from fame_aug import FAME
 from fame_aug.cli import main
@@ -38,8 +38,8 @@ def pretrained(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def run(command: str, data_root: Path, out: Path, **values: Any) -> list[str]:
-    extra = {"queue_size": 64} if command == "pretrain" else {}
-    return [command, "--preset", "cpu-demo", *flags({**TINY, **extra, "data_root": data_root, "out": out, **values})]
+    """Command-line arguments of a tiny ``cpu-demo`` run."""
+    return [command, "--preset", "cpu-demo", *flags(tiny_values(command, data_root, out, **values))]
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:

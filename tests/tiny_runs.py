@@ -30,11 +30,15 @@ def make_tiny_dataset(root: Path) -> Path:
     return root
 
 
+def tiny_values(command: str, data_root: Path, out: Path, **values: Any) -> dict[str, Any]:
+    """Config keys that shrink the ``cpu-demo`` preset to seconds, for ``command`` on the tiny dataset."""
+    extra = {"queue_size": QUICK_OVERRIDES["queue_size"]} if command == "pretrain" else {}
+    return {**TINY, **extra, "data_root": str(data_root), "out": str(out), **values}
+
+
 def tiny_config(command: str, data_root: Path, out: Path, **values: Any) -> Any:
     """The ``cpu-demo`` preset shrunk to seconds, for ``command`` on the tiny dataset."""
-    extra = {"queue_size": QUICK_OVERRIDES["queue_size"]} if command == "pretrain" else {}
-    overrides = {**TINY, **extra, "data_root": str(data_root), "out": str(out), **values}
-    return resolve_config(command, "cpu-demo", overrides=overrides)
+    return resolve_config(command, "cpu-demo", overrides=tiny_values(command, data_root, out, **values))
 
 
 def flags(values: dict[str, Any]) -> list[str]:
