@@ -31,13 +31,25 @@ def mask_mode(value: object, name: str = "mode") -> str:
     return value
 
 
+# Kornia's spellings of the two keys FAME handles (its ``DataKey`` members and their aliases).
+_KEY_NAMES = {"input": "input", "image": "input", "class": "class", "label": "class"}
+
+
 def data_keys(value: object) -> tuple[str, ...]:
-    """Check ``data_keys``: ``None`` or ``["input"]`` (clips only), or ``["input", "class"]`` (clips and labels)."""
+    """Check ``data_keys``: ``None`` or ``["input"]`` (clips only), or ``["input", "class"]`` (clips and labels).
+
+    Kornia's ``DataKey`` members and aliases (``"image"``, ``"label"``, any case) name the same keys.
+    """
     if value is None:
         return ("input",)
-    if isinstance(value, str) or not isinstance(value, (list, tuple)) or tuple(value) not in DATA_KEYS:
-        raise ValueError(f'data_keys must be None, ["input"] or ["input", "class"], got {value!r}')
-    return tuple(value)
+    if not isinstance(value, str) and isinstance(value, (list, tuple)):
+        names = tuple(_KEY_NAMES.get(str(getattr(key, "name", key)).lower(), "") for key in value)
+        if names in DATA_KEYS:
+            return names
+    raise ValueError(
+        f'data_keys must be None, ["input"] or ["input", "class"], got {value!r}: FAME mixes clips and their '
+        "class labels, and has no rule for masks, boxes or keypoints"
+    )
 
 
 def labels(value: object, name: str, count: int, device: torch.device) -> None:
@@ -80,16 +92,21 @@ def foreground_pixels(beta: float, height: int, width: int) -> int:
 _VIDEO_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
+def frames_not_clips(name: str, shape: tuple[int, ...], fmt: str) -> ValueError:
+    """The error for 4-D input: what kornia's VideoSequential hands the modules inside it (frames, not clips)."""
+    return ValueError(
+        f"FAME got frames, not clips: {name} has shape {shape}, 4 dimensions where clips have 5 "
+        f"({', '.join(fmt)}). Inside kornia's VideoSequential, which folds time into the batch, FAME cannot "
+        f"see motion: put it before VideoSequential, not inside it"
+    )
+
+
 def video(value: object, name: str, fmt: str, *, rgb: bool) -> None:
     """Check a float clip batch in layout ``fmt`` with at least two frames."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape ({', '.join(fmt)}), got {type(value).__name__}")
-    if value.dim() == 4:  # what kornia's VideoSequential hands the modules inside it: frames, not clips
-        raise ValueError(
-            f"FAME got frames, not clips: {name} has shape {tuple(value.shape)}, 4 dimensions where clips have 5 "
-            f"({', '.join(fmt)}). Inside kornia's VideoSequential, which folds time into the batch, FAME cannot "
-            f"see motion: put it before VideoSequential, not inside it"
-        )
+    if value.dim() == 4:
+        raise frames_not_clips(name, tuple(value.shape), fmt)
     if value.dim() != 5:
         raise ValueError(
             f"{name} must have 5 dimensions ({', '.join(fmt)}) for data_format={fmt!r}, got shape {tuple(value.shape)}"

@@ -1,4 +1,4 @@
-"""The FAME augmentation as a Kornia-style ``nn.Module``."""
+"""The FAME augmentation as a Kornia mix augmentation (an ``nn.Module``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import nn
+from kornia.augmentation import MixAugmentationBaseV2
+from kornia.constants import DataKey
 
 from fame_aug import _checks
 from fame_aug.functional import _as_bcthw, _foreground_mask, _from_bcthw, _merge
@@ -36,7 +37,7 @@ _SETTINGS: dict[str, Callable[[object], object]] = {
 }
 
 
-class FAME(nn.Module):
+class FAME(MixAugmentationBaseV2):
     r"""Foreground-bAckground MErging: keep each clip's moving foreground, swap its background.
 
     For every clip drawn (probability ``p``), the ``int(beta * H * W)`` pixels that move the
@@ -64,6 +65,12 @@ class FAME(nn.Module):
         - Placement: after the per-clip crop and flip, before colour jitter, grayscale, blur
           and normalisation (published recipe), and never inside ``VideoSequential``, which
           folds time into the batch: FAME needs the whole clip to see motion.
+        - Containers: FAME is a Kornia ``MixAugmentationBaseV2``. In
+          ``K.AugmentationSequential(FAME(...), K.VideoSequential(...))`` the container draws
+          FAME's parameters (on the device it was moved to with ``.to()``; params drawn
+          elsewhere are copied to the clips' device), records and replays them (the mask is
+          computed again from the clips); ``inverse()`` raises. Kornia's containers take no
+          class labels for mix augmentations: call FAME with labels itself.
         - Gradient: none through the mask; the output is differentiable with respect to the
           clips and ``background`` (``mask`` for the clip, ``1 - mask`` for its partner).
         - Labels: with ``data_keys=["input", "class"]`` (Kornia's convention for mix
@@ -121,15 +128,16 @@ class FAME(nn.Module):
         generator: torch.Generator | None = None,
         data_keys: Sequence[str] | None = None,
     ) -> None:
-        super().__init__()
-        self.beta, self.mode, self.p = beta, mode, p  # checked by __setattr__, as later assignments are
         if not isinstance(same_on_batch, bool):
             raise TypeError(f"same_on_batch must be a bool, got {type(same_on_batch).__name__}")
         if not isinstance(self_pairs, bool):
             raise TypeError(f"self_pairs must be a bool, got {type(self_pairs).__name__}")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        self.same_on_batch = same_on_batch
+        # Kornia's mix base sets p (checked by __setattr__), same_on_batch and the draw device
+        # that Kornia's ``.to()`` moves; p_batch and keepdim keep Kornia's meaning and are unused.
+        super().__init__(p=p, p_batch=1.0, same_on_batch=same_on_batch)
+        self.beta, self.mode = beta, mode  # checked by __setattr__, as later assignments are
         self.self_pairs = self_pairs
         self.data_format = data_format
         self.generator = generator
@@ -169,7 +177,8 @@ class FAME(nn.Module):
             batch_shape: shape of the clip batch, in this module's ``data_format``.
             source_size: number of clips partners are drawn from: the batch itself (default)
                 or an explicit background batch.
-            device: where to draw; defaults to the generator's device, else the CPU.
+            device: where to draw; defaults to the generator's device, else the device the
+                module was moved to with ``.to()`` (the CPU by default), as Kornia's augmentations do.
 
         Returns:
             ``{"batch_prob": (B,) bool, "mix_pairs": (B,) long, "forward_input_shape": (5,)
@@ -178,6 +187,8 @@ class FAME(nn.Module):
             batch) has no partner: it is recorded as not merged, and nothing is drawn.
         """
         shape = tuple(int(s) for s in batch_shape)
+        if len(shape) == 4:
+            raise _checks.frames_not_clips("batch_shape", shape, self.data_format)
         if len(shape) != 5 or min(shape) < 1:
             raise ValueError(f"batch_shape must be 5 positive sizes ({', '.join(self.data_format)}), got {shape}")
         batch = shape[0]
@@ -191,8 +202,8 @@ class FAME(nn.Module):
                     f"generator lives on {draw_device} but the clips are on {torch.device(device)}; "
                     f"pass torch.Generator(device={str(torch.device(device))!r})"
                 )
-        else:
-            draw_device = torch.device("cpu") if device is None else torch.device(device)
+        else:  # the clips' device, else Kornia's draw device (the CPU until ``.to()`` moves the module)
+            draw_device = self.device if device is None else torch.device(device)
         if source_size is None and batch < 2:  # a lone clip of its own batch: no partner, nothing drawn
             gate = torch.zeros(1, dtype=torch.bool, device=draw_device)
             pairs = torch.zeros(1, dtype=torch.long, device=draw_device)
@@ -246,6 +257,7 @@ class FAME(nn.Module):
         params: Params | None = None,
         background: torch.Tensor | None = None,
         background_labels: torch.Tensor | None = None,
+        data_keys: Sequence[str | DataKey] | None = None,
     ) -> torch.Tensor | list[torch.Tensor]:
         """Apply FAME to a clip batch (layout ``self.data_format``).
 
@@ -258,12 +270,15 @@ class FAME(nn.Module):
             background: optional source clips (N, ...) for the backgrounds, same layout, C, T,
                 H, W, dtype and device as ``video``.
             background_labels: (N,) integer class indices of ``background`` (with labels).
+            data_keys: overrides ``self.data_keys`` for this call (Kornia's containers pass
+                ``[DataKey.INPUT]``).
 
         Returns:
             The augmented clips, same shape, layout, dtype and device as ``video``; with
             ``data_keys=["input", "class"]``, ``[clips, (B, 3) float labels]`` (see Convention).
         """
-        with_labels = "class" in self.data_keys
+        keys = self.data_keys if data_keys is None else _checks.data_keys(data_keys)
+        with_labels = "class" in keys
         self._check_labels(video, labels, background, background_labels, with_labels)
         fmt = self.data_format
         _checks.video(video, "video", fmt, rgb=self.mode == "official")
@@ -362,11 +377,15 @@ class FAME(nn.Module):
                     f"params pair clips with {int(drawn_sources)} source clips, but this call has {sources} "
                     f"({'background' if sources != batch else 'the batch itself'})"
                 )
+        params = dict(params)
         gate = params["batch_prob"]
         if not isinstance(gate, torch.Tensor) or gate.dtype != torch.bool or tuple(gate.shape) != (batch,):
             raise ValueError(f"params['batch_prob'] must be a ({batch},) bool tensor for this batch")
-        if gate.device != video.device:
-            raise ValueError(f"params['batch_prob'] is on {gate.device}, video on {video.device}")
+        if gate.device != video.device:  # drawn elsewhere, e.g. by a Kornia container not moved with .to()
+            for key in ("batch_prob", "mix_pairs", "mask"):
+                if isinstance(params.get(key), torch.Tensor):
+                    params[key] = params[key].to(video.device, non_blocking=True)
+            gate = params["batch_prob"]
         _checks.pairs(params["mix_pairs"], batch, sources, video.device)
         if "mask" in params:
             mask = params["mask"]
@@ -374,7 +393,7 @@ class FAME(nn.Module):
                 got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
                 raise TypeError(f"params['mask'] must be a bool tensor, got {got}")
             _checks.mask(mask, batch, height, width, video.device)
-        return dict(params)
+        return params
 
     def inverse(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         """FAME cannot be inverted: the replaced background of each clip is discarded."""

@@ -487,7 +487,7 @@ class TestLabels:
     def test_errors_name_the_argument(self) -> None:
         video, labels = moving_square_clips(batch=4), torch.tensor([0, 1, 2, 3])
         with pytest.raises(ValueError, match="data_keys must be"):
-            FAME(data_keys=["input", "label"])
+            FAME(data_keys=["input", "mask"])
         with pytest.raises(ValueError, match=r'data_keys is \["input"\]'):
             FAME()(video, labels)
         with pytest.raises(ValueError, match="needs labels"):
