@@ -4,7 +4,7 @@ For each device (CPU, and CUDA when present), batch size B and frame size, one r
 
 - ``floor``: ``torch.add(x, y)`` plus ``x.sum()`` on clip-sized tensors: the least any
   augmentation that reads a clip batch and writes a new one can cost;
-- ``baseline``: ``benchmarks/reference_fame.py``, SPEC section 1 written out directly
+- ``baseline``: ``benchmarks/reference_fame.py``, docs/algorithm.md section 1 written out directly
   (full-size temporaries, Kornia blur and HSV, three top-k calls), plus the published merge;
 - ``official``, ``motion`` and ``stabilized``: ``fame_aug.FAME`` in each mask mode.
 

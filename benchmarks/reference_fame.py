@@ -1,4 +1,4 @@
-"""A straightforward implementation of SPEC section 1, kept as the benchmark baseline.
+"""A straightforward implementation of docs/algorithm.md section 1, kept as the benchmark baseline.
 
 It follows the published description line by line: full-size temporaries for the frame
 differences, Kornia's Gaussian blur and HSV conversion, and three separate top-k calls
@@ -26,7 +26,7 @@ def _blur_and_normalise(saliency: torch.Tensor, kernel_size: int) -> torch.Tenso
 
 
 def reference_foreground_mask(video: torch.Tensor, beta: float = 0.5, refine: bool = True) -> torch.Tensor:
-    """Foreground mask of a (B, 3, T, H, W) float clip batch in [0, 1], as SPEC section 1 states it.
+    """Foreground mask of a (B, 3, T, H, W) float clip batch in [0, 1], as docs/algorithm.md section 1 states it.
 
     Args:
         video: (B, C, T, H, W) float clips.

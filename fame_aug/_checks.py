@@ -2,8 +2,8 @@
 
 Every check raises ``TypeError`` or ``ValueError`` naming the argument and the expected form,
 so that bad input never surfaces as an ``IndexError`` or ``RuntimeError`` from inside torch.
-All checks read shapes, dtypes and devices only: none of them reads tensor values, so none
-synchronises with a GPU.
+The checks read shapes, dtypes and devices. The one that reads tensor values (the range of
+``pairs``) does so only for CPU tensors outside ``torch.compile``, so none synchronises with a GPU.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def pairs(value: object, batch: int, sources: int, device: torch.device) -> None
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"pairs must be a torch.Tensor of shape (B,), got {type(value).__name__}")
     if value.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"pairs must be an int64 (long) tensor, got {value.dtype}")
+        raise TypeError(f"pairs must be an int64 (long) or int32 tensor, got {value.dtype}")
     if tuple(value.shape) != (batch,):
         raise ValueError(f"pairs must have shape (B,) = ({batch},), got {tuple(value.shape)}")
     if value.device != device:

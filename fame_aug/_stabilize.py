@@ -16,9 +16,10 @@ Alignment is robust to the object: the translation minimises a truncated absolut
 of grey thumbnails, so pixels that do not fit the motion (the object, flickering water) each
 cost at most a constant, and the motion that most of the frame follows wins; among fits that
 are nearly as good, a small penalty prefers the smaller motion. The search is coarse to fine
-and exhaustive at each level (for 112 px frames: within 4 px on 28 px thumbnails, 2 px on 56,
-1 px at 112, i.e. up to about a fifth of the frame per frame pair), with a parabola fit for the
-sub-pixel part. Everything is batched tensor code without host synchronisation.
+and exhaustive at each level (for 112 px frames: a radius of 4 thumbnail pixels on 28 px
+thumbnails, 2 on 56 px ones, 1 at 112 px, i.e. up to 16 + 4 + 1 = 21 px of the 112 px frame, about
+a fifth of it, per frame pair), with a parabola fit for the sub-pixel part. Everything is batched
+tensor code without host synchronisation. See docs/algorithm.md, section 3.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import torch.nn.functional as F
 # enough detail for alignment and for the blurred map, and averaging suppresses sensor noise.
 _WORKING_SIDE = 112
 # Search levels from coarse to fine: (halvings of the working frame, search radius and
-# comparison stride in that level's pixels). At 112 px: within 16 px on 28 px thumbnails, then
-# 4 px on 56 px, then 1 px at 112, comparing every 2nd, 2nd and 4th pixel.
+# comparison stride, both in that level's pixels). At 112 px the radii 4, 2 and 1 reach 16, 4 and
+# 1 px of the working frame, comparing every 2nd, 2nd and 4th pixel of each level.
 _SEARCH_LEVELS = ((2, 4, 2), (1, 2, 2), (0, 1, 4))
 # Grey-level difference (of [0, 1] frames) above which a pixel no longer fits a candidate motion.
 _RESIDUAL_CAP = 0.03

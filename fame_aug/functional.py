@@ -17,8 +17,8 @@ from fame_aug._stabilize import stabilized_saliency
 
 __all__ = ["foreground_mask", "merge"]
 
-# Shares of the normalised motion map that seed the colour model (SPEC step 3). Fixed by the
-# published method, independent of beta.
+# Shares of the normalised motion map that seed the colour model (docs/algorithm.md, section 1,
+# step 3). Fixed by the published method, independent of beta.
 _FOREGROUND_SEED_SHARE = 0.5
 _BACKGROUND_SEED_SHARE = 0.1
 _HSV_BINS = 1000  # 10 x 10 x 10 quantisation of (hue x, hue y, value)
@@ -33,7 +33,7 @@ def foreground_mask(
 ) -> torch.Tensor:
     r"""Foreground mask of each clip: the ``int(beta * H * W)`` pixels that move the most.
 
-    ``mode="official"`` is the published algorithm (SPEC section 1, steps 1-5): motion saliency
+    ``mode="official"`` is the published algorithm (docs/algorithm.md, section 1): motion saliency
     from frame differences, blurred and normalised, refined by a per-clip colour model learned
     from the motion map, blurred again, then the top pixels. ``mode="motion"`` skips the colour
     refinement (steps 1, 2 and 5): faster, and it works for any number of channels.
@@ -190,7 +190,7 @@ def _use_clip_loop(*tensors: torch.Tensor) -> bool:
 
 
 def _motion_saliency(clips: torch.Tensor, with_mean_frame: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """SPEC step 1: mean over the T-1 frame pairs of the channel-summed absolute difference.
+    """Step 1 (docs/algorithm.md): mean over the T-1 frame pairs of the channel-summed absolute difference.
 
     Also returns the temporal mean frame (B, C, H, W) when asked (for the colour model), read
     while the clip is still in cache. Differences are written to a contiguous (C, T-1, H, W)
@@ -228,7 +228,7 @@ def _min_max_normalise(maps: torch.Tensor) -> torch.Tensor:
 
 
 def _hsv_bins(mean_frame: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """SPEC step 3: the 10x10x10 HSV bin (0..999) of every pixel of the mean frame, (B, H*W) long.
+    """Step 3 (docs/algorithm.md): the 10x10x10 HSV bin (0..999) of every pixel of the mean frame, (B, H*W) long.
 
     The HSV arithmetic is ``kornia.color.rgb_to_hsv``'s, operation for operation, so that the
     bins match the published implementation bit for bit; it works in place on (B, H, W) maps
@@ -264,7 +264,7 @@ def _hsv_bins(mean_frame: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 def _colour_refine(saliency: torch.Tensor, mean_frame: torch.Tensor) -> torch.Tensor:
-    """SPEC step 3: score each pixel by how much more its colour belongs to moving pixels.
+    """Step 3 (docs/algorithm.md): score each pixel by how much more its colour belongs to moving pixels.
 
     Foreground seeds are the top half of the normalised motion map, background seeds its
     bottom tenth; each gives a colour histogram over the HSV bins (the background one smoothed
@@ -288,7 +288,7 @@ def _colour_refine(saliency: torch.Tensor, mean_frame: torch.Tensor) -> torch.Te
 
 
 def _top_pixels(scores: torch.Tensor, count: int) -> torch.Tensor:
-    """SPEC step 5: bool (B, H, W) with exactly ``count`` True per map, at the highest scores."""
+    """Step 5 (docs/algorithm.md): bool (B, H, W) with exactly ``count`` True per map, at the highest scores."""
     flat = scores.flatten(1)
     top = torch.topk(flat, count, dim=1, sorted=False).indices
     mask = torch.zeros(flat.shape, dtype=torch.bool, device=flat.device)

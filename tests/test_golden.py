@@ -1,4 +1,4 @@
-"""Parity with the published implementation: golden masks, the SPEC baseline, Kornia's HSV and blur."""
+"""Parity with the published implementation: golden masks, the straightforward baseline, Kornia's HSV and blur."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ def panned_clip(steps: list[tuple[int, int]], size: int = 112, seed: int = 0) ->
     frames = []
     for t, (top, left) in enumerate(path):
         frame = scene[top : top + size, left : left + size].copy()
-        draw_object(frame, "disc", (size * (0.3 + 0.03 * t), size / 2), size * 0.25, np.array([250, 30, 30]), frame)
+        draw_object(frame, "disc", (size * (0.3 + 0.03 * t), size / 2), size * 0.25, np.array([250, 30, 30]))
         frames.append(frame)
     return to_float_clips(np.stack(frames)[None])
 

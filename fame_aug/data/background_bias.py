@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fame_aug.data.synthetic import BACKGROUND_KINDS, SHAPES, _colours, background_texture, draw_object
+from fame_aug.data.synthetic import BACKGROUND_KINDS, SHAPES, background_texture, draw_object, random_colors
 
 __all__ = ["MOTIONS", "BackgroundBiasConfig", "make_background_bias_dataset", "render_video"]
 
@@ -149,7 +149,7 @@ def render_video(
     texture = background_texture(family, size + margin, rng)
     centre, scale = _track(motion, frames, rng)
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
-    colour = _colours(rng, 1)[0]
+    color = random_colors(rng, 1)[0]
     sprite = rng.integers(0, 256, size=(4, 4, 3)).astype(np.uint8)
     radius = size * rng.uniform(*object_size)
     pan_direction = rng.uniform(0, 2 * math.pi)
@@ -164,12 +164,12 @@ def render_video(
             video[t] = texture[top : top + size, left : left + size]
         else:
             video[t] = texture
-        masks[t] = draw_object(video[t], shape, tuple(centre[t] * size), radius * scale[t], colour, sprite)
+        masks[t] = draw_object(video[t], shape, tuple(centre[t] * size), radius * scale[t], color, sprite)
     info = {
         "motion": motion,
         "background": family,
         "shape": shape,
-        "colour": colour.astype(int).tolist(),
+        "color": color.astype(int).tolist(),
         "pan": bool(pan),
     }
     return video, masks, info

@@ -8,8 +8,9 @@ Two sources behind one interface (:func:`open_video`):
   images.
 
 Frames are resized on the CPU while still uint8 (see :func:`resize_frame`), so nothing
-full-size ever becomes float. ``read_clip(path, start=0)`` reproduces the clips of
-``shared/golden`` byte for byte (16 frames at stride 2, centre square, ``INTER_AREA``).
+full-size ever becomes float. ``read_clip(path, start=0)`` reproduces the published
+implementation's clips byte for byte (16 frames at stride 2, centre square, ``INTER_AREA``;
+``tests/test_golden.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "VideoDecodeError",
     "VideoFile",
     "center_square",
+    "check_frame_size",
     "open_video",
     "read_clip",
     "read_frames",
@@ -94,7 +96,8 @@ def resize_frame(frame: np.ndarray, size: FrameSize) -> np.ndarray:
     return _resize(frame[top : top + keep_rows, left : left + keep_cols], height, width)
 
 
-def _check_size(size: FrameSize) -> FrameSize:
+def check_frame_size(size: FrameSize) -> FrameSize:
+    """Check a ``frame_size``: None, a positive int (shorter side) or a (H, W) pair of positive ints."""
     if size is None:
         return None
     if isinstance(size, int) and not isinstance(size, bool) and size > 0:
@@ -182,7 +185,7 @@ class VideoFile:
         Raises:
             VideoDecodeError: if no frame at or after ``min(indices)`` can be decoded.
         """
-        size = _check_size(size)
+        size = check_frame_size(size)
         wanted = sorted(set(int(i) for i in indices))
         if not wanted or wanted[0] < 0:
             raise ValueError(f"indices must be non-negative frame numbers, got {list(indices)[:8]}")
@@ -251,7 +254,7 @@ class FrameFolder:
 
     def read(self, indices: Sequence[int], size: FrameSize = None) -> np.ndarray:
         """Read the frames at ``indices`` as uint8 RGB (N, H, W, 3); past the end repeats the last."""
-        size = _check_size(size)
+        size = check_frame_size(size)
         cache: dict[int, np.ndarray] = {}
         out = []
         for index in indices:

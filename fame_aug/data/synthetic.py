@@ -10,13 +10,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["BACKGROUND_KINDS", "SHAPES", "background_texture", "draw_object", "moving_object_clips"]
+__all__ = ["BACKGROUND_KINDS", "SHAPES", "background_texture", "draw_object", "moving_object_clips", "random_colors"]
 
 BACKGROUND_KINDS = ("stripes", "checkers", "noise", "gradient", "blobs", "dots", "rings", "grid", "plaid", "waves")
 SHAPES = ("disc", "square", "triangle", "diamond", "star", "sprite")
 
 
-def _colours(rng: np.random.Generator, count: int) -> np.ndarray:
+def random_colors(rng: np.random.Generator, count: int) -> np.ndarray:
+    """(count, 3) float32 RGB colors, each channel uniform over the integers 0-255."""
     return rng.integers(0, 256, size=(count, 3)).astype(np.float32)
 
 
@@ -33,7 +34,7 @@ def background_texture(kind: str, height: int, rng: np.random.Generator, width: 
         raise ValueError(f"kind must be one of {BACKGROUND_KINDS}, got {kind!r}")
     width = height if width is None else width
     side = max(height, width)
-    low, high = _colours(rng, 2)
+    low, high = random_colors(rng, 2)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32) / side
     if kind == "stripes":
         angle, period = rng.uniform(0, np.pi), rng.uniform(0.08, 0.25)
@@ -76,12 +77,22 @@ def background_texture(kind: str, height: int, rng: np.random.Generator, width: 
 
 
 def draw_object(
-    frame: np.ndarray, shape: str, centre: tuple[float, float], radius: float, colour: np.ndarray, sprite: np.ndarray
+    frame: np.ndarray,
+    shape: str,
+    centre: tuple[float, float],
+    radius: float,
+    color: np.ndarray,
+    sprite: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draw ``shape`` in place on ``frame`` (H, W, 3) uint8; returns the object's bool mask.
 
-    ``sprite`` is a small (k, k, 3) uint8 pattern used when ``shape == "sprite"``.
+    ``color`` fills the shape; ``sprite``, a small (k, k, 3) uint8 pattern, is drawn instead
+    when ``shape == "sprite"`` (and needed only then).
     """
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
+    if shape == "sprite" and sprite is None:
+        raise ValueError('shape "sprite" needs a sprite: a (k, k, 3) uint8 pattern')
     height, width = frame.shape[:2]
     mask = np.zeros((height, width), np.uint8)
     cx, cy = centre
@@ -103,14 +114,14 @@ def draw_object(
         points = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], axis=1)
         cv2.fillPoly(mask, [points.round().astype(np.int32)], 1)
     inside = mask > 0
-    if shape == "sprite":
+    if sprite is not None and shape == "sprite":
         side = 2 * round(r) + 1
         pattern = cv2.resize(sprite, (side, side), interpolation=cv2.INTER_NEAREST)
         top, left = round(cy - r), round(cx - r)
         ys, xs = np.nonzero(inside)
         frame[ys, xs] = pattern[(ys - top).clip(0, side - 1), (xs - left).clip(0, side - 1)]
     else:
-        frame[inside] = colour.astype(np.uint8)
+        frame[inside] = color.astype(np.uint8)
     return inside
 
 
@@ -144,7 +155,7 @@ def moving_object_clips(
     extent = int(np.ceil(pan * max(num_frames - 1, 0)))  # how far the camera travels
     for n in range(num_clips):
         scene = background_texture(BACKGROUND_KINDS[int(rng.integers(5))], size + extent, rng)
-        colour = _colours(rng, 1)[0]
+        color = random_colors(rng, 1)[0]
         radius = size * rng.uniform(0.08, 0.16)
         shape = SHAPES[int(rng.integers(2))]
         angle = rng.uniform(0, 2 * np.pi)
@@ -156,7 +167,7 @@ def moving_object_clips(
             centre = start + direction * travel * t / max(num_frames - 1, 1)
             top, left = camera[t]
             clips[n, t] = scene[top : top + size, left : left + size]
-            masks[n, t] = draw_object(clips[n, t], shape, (centre[0], centre[1]), radius, colour, clips[n, t])
+            masks[n, t] = draw_object(clips[n, t], shape, (centre[0], centre[1]), radius, color)
     return clips, masks
 
 

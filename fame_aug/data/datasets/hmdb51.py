@@ -1,0 +1,52 @@
+"""HMDB51 and its split files (``<class>_test_split<N>.txt``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fame_aug.data.datasets.base import VideoClipDataset
+from fame_aug.data.datasets.splits import check_split_number, resolve_video, split_lines
+
+__all__ = ["HMDB51"]
+
+
+class HMDB51(VideoClipDataset):
+    """HMDB51: ``<root>/<class>/<name>.avi`` with split files ``<class>_test_split<N>.txt``.
+
+    Each split file line is ``<name>.avi K`` with K = 1 (train), 2 (test) or 0 (unused).
+
+    Args:
+        root: folder of class folders.
+        split_dir: folder of the split files (default ``root``).
+        split: 1, 2 or 3.
+        train: the K = 1 videos, or the K = 2 videos.
+        **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache`` of :class:`VideoClipDataset`.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split_dir: str | Path | None = None,
+        split: int = 1,
+        train: bool = True,
+        **kwargs: object,
+    ) -> None:
+        root = Path(root)
+        split_dir = Path(split_dir) if split_dir is not None else root
+        split = check_split_number(split, range(1, 4))
+        suffix = f"_test_split{split}.txt"
+        files = sorted(split_dir.glob(f"*{suffix}"))
+        if not files:
+            raise ValueError(f"no HMDB51 split files '*{suffix}' in {split_dir}")
+        classes = [f.name[: -len(suffix)] for f in files]
+        wanted = "1" if train else "2"
+        videos = []
+        for label, split_file in enumerate(files):
+            for number, line in split_lines(split_file):
+                where = f"{split_file}:{number}"
+                parts = line.split()
+                if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                    raise ValueError(f"{where}: expected '<name>.avi <0|1|2>', got {line!r}")
+                if parts[1] == wanted:
+                    videos.append((resolve_video(root, f"{classes[label]}/{parts[0]}", where), label))
+        super().__init__(videos, classes, **kwargs)  # type: ignore[arg-type]

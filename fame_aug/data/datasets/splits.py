@@ -1,0 +1,89 @@
+"""Reading split and list files: comment-free lines, integer labels, paths kept inside the root.
+
+Every error names the file and line, so that a typo in a split file is found before training.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "MAX_UNNAMED_CLASSES",
+    "check_split_number",
+    "is_integer",
+    "read_class_index",
+    "resolve_video",
+    "split_lines",
+]
+
+
+# Integer labels without class names build one class per number up to the largest: a typo such as
+# 100000000 must not build a hundred million classes.
+MAX_UNNAMED_CLASSES = 100_000
+
+
+def split_lines(path: Path) -> list[tuple[int, str]]:
+    """Non-empty lines that are not comments (``#``, indented or not), stripped, with their 1-based numbers.
+
+    A UTF-8 byte-order mark (Windows editors write one) is dropped.
+    """
+    if not path.is_file():
+        raise ValueError(f"split file not found: {path}")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    stripped = ((n, line.strip()) for n, line in enumerate(text.splitlines(), 1))
+    return [(n, line) for n, line in stripped if line and not line.startswith("#")]
+
+
+def is_integer(text: str) -> bool:
+    """ASCII digits with an optional minus: ``str.isdigit`` also accepts '²' and other digits."""
+    digits = text[1:] if text.startswith("-") else text
+    return digits.isascii() and digits.isdigit()
+
+
+def resolve_video(root: Path | None, relative: str, where: str) -> Path:
+    """The video a split line names, inside ``root``; a frame folder stands in for a missing file.
+
+    Inside means after symbolic links are followed: a link in the root that points elsewhere is
+    refused like a ``../`` path.
+    """
+    candidate = Path(relative)
+    if root is not None:
+        joined = Path(os.path.normpath(root / candidate))
+        base = Path(root).resolve()
+        if candidate.is_absolute() or not joined.resolve().is_relative_to(base):
+            raise ValueError(f"{where}: path {relative!r} escapes the dataset root {root}")
+        candidate = joined
+    if candidate.is_file() or candidate.is_dir():
+        return candidate
+    folder = candidate.with_suffix("")
+    if candidate.suffix and folder.is_dir():
+        if root is not None and not folder.resolve().is_relative_to(Path(root).resolve()):
+            raise ValueError(f"{where}: path {relative!r} escapes the dataset root {root}")
+        return folder
+    raise ValueError(f"{where}: video {relative!r} does not exist (looked for {candidate} and {folder}/)")
+
+
+def read_class_index(path: Path) -> list[str]:
+    """UCF101's ``classInd.txt``: lines "1 ApplyEyeMakeup", ids 1..N in order."""
+    classes = []
+    for number, line in split_lines(path):
+        parts = line.split()
+        if len(parts) != 2 or not is_integer(parts[0]):
+            raise ValueError(f"{path}:{number}: expected '<id> <ClassName>', got {line!r}")
+        if parts[1] in classes:
+            first = classes.index(parts[1]) + 1
+            raise ValueError(f"{path}:{number}: class {parts[1]!r} is listed twice (also as id {first})")
+        if int(parts[0]) != len(classes) + 1:
+            raise ValueError(f"{path}:{number}: class ids must run 1, 2, 3, ...; got {parts[0]} after {len(classes)}")
+        classes.append(parts[1])
+    if not classes:
+        raise ValueError(f"{path} lists no class")
+    return classes
+
+
+def check_split_number(split: int, allowed: range) -> int:
+    """Check a split number (UCF101 and HMDB51 have splits 1, 2 and 3)."""
+    if isinstance(split, bool) or not isinstance(split, int) or split not in allowed:
+        raise ValueError(f"split must be one of {list(allowed)}, got {split!r}")
+    return split
