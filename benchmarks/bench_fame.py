@@ -33,8 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_fame import reference_fame
 
-from fame_aug import FAME
-from fame_aug._checks import MASK_MODES
+from fame_aug import FAME, MASK_MODES
 
 FRAMES = 16
 TARGETS = {  # (B, size): checked and printed at the end

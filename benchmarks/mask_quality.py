@@ -34,8 +34,7 @@ import cv2
 import numpy as np
 import torch
 
-from fame_aug import foreground_mask
-from fame_aug._checks import MASK_MODES
+from fame_aug import MASK_MODES, foreground_mask
 from fame_aug.data import center_square, moving_object_clips, to_float_clips
 
 OBJECT, UNKNOWN = 255, 170

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fame_aug._checks import MASK_MODES
+from fame_aug import MASK_MODES
 from fame_aug.data import moving_object_clips, read_clip
 from fame_aug.visualize import masks_figure, write_png
 

@@ -12,10 +12,11 @@ import math
 import torch
 
 from fame_aug import _checks
-from fame_aug._filters import ReflectGaussianBlur
+from fame_aug._checks import MASK_MODES
+from fame_aug._filters import ReflectGaussianBlur, blur_kernel_size
 from fame_aug._stabilize import stabilized_saliency
 
-__all__ = ["foreground_mask", "merge"]
+__all__ = ["MASK_MODES", "blur_kernel_size", "foreground_mask", "merge"]
 
 # Shares of the normalised motion map that seed the colour model (docs/algorithm.md, section 1,
 # step 3). Fixed by the published method, independent of beta.

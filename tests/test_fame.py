@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import fame_aug
-from fame_aug import FAME, mixed_cross_entropy
-from fame_aug._checks import MASK_MODES
+from fame_aug import FAME, MASK_MODES, mixed_cross_entropy
 
 PROPERTY_SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

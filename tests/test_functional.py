@@ -8,8 +8,7 @@ from conftest import moving_square_clips
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fame_aug import foreground_mask, merge
-from fame_aug._checks import MASK_MODES
+from fame_aug import MASK_MODES, foreground_mask, merge
 
 PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

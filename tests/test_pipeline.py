@@ -9,8 +9,7 @@ import torch
 from conftest import VIDEOS, require
 from torch import nn
 
-from fame_aug import FAME
-from fame_aug._checks import MASK_MODES
+from fame_aug import FAME, MASK_MODES
 from fame_aug.data import read_clip, to_float_clips
 
 CLIPS = ["v_SoccerJuggling_g23_c01.avi", "RATRACE_wave_f_nm_np1_fr_goo_37.avi", "basketball.mp4", "mmaction2_test.mp4"]

@@ -17,12 +17,14 @@ from fame_aug.data.decode import (
     FrameFolder,
     VideoDecodeError,
     VideoFile,
+    center_crop,
     center_square,
     open_video,
     read_clip,
     read_frames,
     resize_frame,
     to_float_clips,
+    to_uint8_clips,
 )
 from fame_aug.data.sampling import ClipSampler, eval_sampler, finetune_sampler, pretrain_sampler
 from fame_aug.data.synthetic import moving_object_clips
@@ -42,6 +44,7 @@ __all__ = [
     "VideoDecodeError",
     "VideoFile",
     "VideoList",
+    "center_crop",
     "center_square",
     "collate_clips",
     "eval_sampler",
@@ -55,4 +58,5 @@ __all__ = [
     "read_frames",
     "resize_frame",
     "to_float_clips",
+    "to_uint8_clips",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "FrameFolder",
     "VideoDecodeError",
     "VideoFile",
+    "center_crop",
     "center_square",
     "check_frame_size",
     "open_video",
@@ -37,6 +38,7 @@ __all__ = [
     "read_frames",
     "resize_frame",
     "to_float_clips",
+    "to_uint8_clips",
 ]
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
@@ -307,11 +309,21 @@ def center_square(frames: np.ndarray, size: int, interpolation: int = cv2.INTER_
         raise ValueError(f"frames must be (T, H, W) or (T, H, W, C), got shape {frames.shape}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive integer, got {size!r}")
-    height, width = frames.shape[1:3]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    crop = frames[:, top : top + side, left : left + side]
+    side = min(frames.shape[1:3])
+    crop = center_crop(frames, side)
     return np.stack([cv2.resize(frame, (size, size), interpolation=interpolation) for frame in crop])
+
+
+def center_crop(frames: np.ndarray, height: int, width: int | None = None) -> np.ndarray:
+    """The central ``height`` x ``width`` (default square) region of (T, H, W[, C]) frames, as a view."""
+    if frames.ndim not in (3, 4):
+        raise ValueError(f"frames must be (T, H, W) or (T, H, W, C), got shape {frames.shape}")
+    width = height if width is None else width
+    rows, cols = frames.shape[1:3]
+    if not (0 < height <= rows and 0 < width <= cols):
+        raise ValueError(f"cannot crop {height}x{width} from {rows}x{cols} frames")
+    top, left = (rows - height) // 2, (cols - width) // 2
+    return frames[:, top : top + height, left : left + width]
 
 
 def read_clip(path: str | Path, start: int = 0, num_frames: int = 16, stride: int = 2, size: int = 112) -> np.ndarray:
@@ -320,11 +332,18 @@ def read_clip(path: str | Path, start: int = 0, num_frames: int = 16, stride: in
 
 
 def to_float_clips(clips: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 clips (N, T, H, W, C) to float (N, C, T, H, W) in [0, 1], the layout FAME expects.
+    """uint8 clips (N, T, H, W, C) to contiguous float (N, C, T, H, W) in [0, 1], the layout FAME expects.
 
     The conversion happens on the clips' device; call it after moving uint8 clips to the GPU.
     """
     tensor = torch.as_tensor(clips)
     if tensor.dtype != torch.uint8 or tensor.dim() != 5:
         raise ValueError(f"clips must be uint8 (N, T, H, W, C), got {tensor.dtype} {tuple(tensor.shape)}")
-    return tensor.permute(0, 4, 1, 2, 3).float().div_(255)
+    return tensor.permute(0, 4, 1, 2, 3).contiguous().float().div_(255)
+
+
+def to_uint8_clips(video: torch.Tensor) -> np.ndarray:
+    """Float clips (N, C, T, H, W) in [0, 1] back to uint8 (N, T, H, W, C) numpy arrays (rounded)."""
+    if not video.is_floating_point() or video.dim() != 5:
+        raise ValueError(f"video must be float (N, C, T, H, W), got {video.dtype} {tuple(video.shape)}")
+    return (video.detach().permute(0, 2, 3, 4, 1).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()

@@ -22,7 +22,9 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
+from fame_aug.data.decode import to_float_clips
 from fame_aug.fame import FAME
+from fame_aug.functional import blur_kernel_size
 
 __all__ = [
     "KINETICS_MEAN",
@@ -33,29 +35,16 @@ __all__ = [
     "finetune",
     "pretrain",
     "probe",
-    "uint8_clips_to_float",
 ]
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
 
 
-def uint8_clips_to_float(clips: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, T, H, W, C) to contiguous float (B, C, T, H, W) in [0, 1], on the clips' device."""
-    if clips.dtype != torch.uint8 or clips.dim() != 5:
-        raise ValueError(f"clips must be uint8 (B, T, H, W, C), got {clips.dtype} {tuple(clips.shape)}")
-    return clips.permute(0, 4, 1, 2, 3).contiguous().float().div_(255)
-
-
 def _check_crop(crop_size: int) -> int:
     if isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 8:
         raise ValueError(f"crop_size must be an integer >= 8 (112 or 224 in the paper), got {crop_size!r}")
     return crop_size
-
-
-def _blur_kernel(crop_size: int) -> int:
-    """23 taps at 224 (the published value), scaled with the crop: int(0.1 * crop) // 2 * 2 + 1."""
-    return int(0.1 * crop_size) // 2 * 2 + 1
 
 
 class ClipAugmentation(nn.Module):
@@ -92,7 +81,7 @@ class ClipAugmentation(nn.Module):
             return out.view(batch, per_video, *out.shape[1:])
         if self.mean.device != clips.device:
             self.to(clips.device)  # Kornia draws its parameters on the module's device
-        video = self.geometric(uint8_clips_to_float(clips))
+        video = self.geometric(to_float_clips(clips))
         if self.fame is not None:  # FAME passes a lone clip (a ragged last batch) through unchanged
             video = self.fame(video)
         if self.photometric is not None:
@@ -128,8 +117,8 @@ def _check_scale(scale: tuple[float, float]) -> tuple[float, float]:
     return (float(scale[0]), float(scale[1]))
 
 
-def _colour(crop_size: int) -> K.VideoSequential:
-    kernel = _blur_kernel(crop_size)
+def _color(crop_size: int) -> K.VideoSequential:
+    kernel = blur_kernel_size(crop_size, crop_size)
     return K.VideoSequential(
         K.RandomGrayscale(p=0.2),
         K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
@@ -159,8 +148,8 @@ def pretrain(
         fame = None
     elif not isinstance(fame, FAME):
         raise TypeError(f"fame must be a bool or a FAME module, got {type(fame).__name__}")
-    query = ClipAugmentation(_crop_flip(crop_size, scale, flip), fame, _colour(crop_size))
-    key = ClipAugmentation(_crop_flip(crop_size, scale, flip), None, _colour(crop_size))
+    query = ClipAugmentation(_crop_flip(crop_size, scale, flip), fame, _color(crop_size))
+    key = ClipAugmentation(_crop_flip(crop_size, scale, flip), None, _color(crop_size))
     return TwoViewAugmentation(query, key)
 
 
@@ -180,7 +169,7 @@ def finetune(
     crop_size, scale = _check_crop(crop_size), _check_scale(scale)
     if fame is not None and not isinstance(fame, FAME):
         raise TypeError(f"fame must be a FAME module or None, got {type(fame).__name__}")
-    return ClipAugmentation(_crop_flip(crop_size, scale, flip), fame, _colour(crop_size))
+    return ClipAugmentation(_crop_flip(crop_size, scale, flip), fame, _color(crop_size))
 
 
 def probe(crop_size: int = 112, scale: tuple[float, float] = (0.2, 1.0), flip: bool = True) -> ClipAugmentation:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from fame_aug.contrib.moco.checkpoint import load_checkpoint
 from fame_aug.contrib.moco.models import VideoBackbone, create_backbone
-from fame_aug.data import open_video
+from fame_aug.data import center_crop, open_video, to_float_clips
 from fame_aug.data.presets import KINETICS_MEAN, KINETICS_STD
 from fame_aug.visualize.figures import clip_rows_figure, heatmap_overlay
 
@@ -48,8 +48,7 @@ def read_centre_clip(path: str | Path, config: dict[str, Any]) -> np.ndarray:
     start = max((video.num_frames - span) // 2, 0)
     indices = [min(start + i * stride, video.num_frames - 1) for i in range(frames)]
     clip = video.read(indices, tuple(config.get("frame_size", [128, 171])))
-    top, left = (clip.shape[1] - crop) // 2, (clip.shape[2] - crop) // 2
-    return clip[:, top : top + crop, left : left + crop]
+    return center_crop(clip, crop)
 
 
 @torch.no_grad()
@@ -60,7 +59,7 @@ def class_activation_maps(model: VideoBackbone, clips: np.ndarray) -> tuple[np.n
         ``(maps (N, T, H, W) in [0, 1], predicted classes (N,), their probabilities (N,))``.
     """
     device = next(model.parameters()).device
-    video = torch.as_tensor(clips, device=device).permute(0, 4, 1, 2, 3).float().div(255)
+    video = to_float_clips(torch.as_tensor(clips, device=device))
     mean = torch.tensor(KINETICS_MEAN, device=device).view(1, 3, 1, 1, 1)
     std = torch.tensor(KINETICS_STD, device=device).view(1, 3, 1, 1, 1)
     features = model.forward_features((video - mean) / std)

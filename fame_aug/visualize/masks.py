@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fame_aug.data import read_clip, to_float_clips
+from fame_aug.data import read_clip, to_float_clips, to_uint8_clips
 from fame_aug.functional import foreground_mask, merge
 from fame_aug.visualize.figures import mask_figure
 
-__all__ = ["masks_figure"]
+__all__ = ["masks_figure", "video_masks_figure"]
 
 
 def masks_figure(
@@ -37,7 +37,7 @@ def masks_figure(
     merged = None
     if len(clips) > 1:
         pairs = torch.arange(1, len(clips) + 1) % len(clips)
-        merged = (merge(video, mask, pairs).permute(0, 2, 3, 4, 1) * 255).round().to(torch.uint8).numpy()
+        merged = to_uint8_clips(merge(video, mask, pairs))
     image = mask_figure(clips, mask.numpy(), merged, num_frames=num_frames, style=style, names=names, min_side=min_side)
     return image, mask.numpy()
 

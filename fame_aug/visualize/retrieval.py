@@ -15,7 +15,7 @@ from fame_aug.contrib.moco.config import RetrieveConfig, resolve_config
 from fame_aug.contrib.moco.distributed import World
 from fame_aug.contrib.moco.probe import load_frozen_backbone
 from fame_aug.contrib.moco.retrieve import split_features
-from fame_aug.data import open_video
+from fame_aug.data import center_crop, open_video
 from fame_aug.visualize.figures import stack_images, tile_row, upscale
 
 __all__ = ["retrieval_config", "retrieval_figure"]
@@ -26,8 +26,7 @@ _HIT, _MISS = (40, 170, 40), (220, 40, 40)
 def _middle_frame(path: Path, config: RetrieveConfig, min_side: int) -> np.ndarray:
     video = open_video(path)
     frame = video.read([video.num_frames // 2], tuple(config.frame_size))[0]
-    top, left = (frame.shape[0] - config.crop_size) // 2, (frame.shape[1] - config.crop_size) // 2
-    return upscale(frame[top : top + config.crop_size, left : left + config.crop_size], min_side)
+    return upscale(center_crop(frame[None], config.crop_size)[0], min_side)
 
 
 def retrieval_config(checkpoint: str | Path, **overrides: Any) -> RetrieveConfig:

@@ -29,8 +29,7 @@ from fame_aug.contrib.moco.experiment import (
     run_experiment,
     summarise,
 )
-from fame_aug.data import BackgroundBiasConfig, eval_sampler, to_float_clips
-from fame_aug.data.datasets import UCF101
+from fame_aug.data import UCF101, BackgroundBiasConfig, eval_sampler, to_float_clips, to_uint8_clips
 from fame_aug.visualize import mask_figure, write_png
 
 __all__ = ["DEMO_EPOCHS", "run_demo"]
@@ -46,7 +45,7 @@ def _mask_figure(data_root: Path, out: Path, mode: str) -> Path:
     clips = np.stack([data[i][0][0].numpy() for i in np.linspace(0, len(data) - 1, 4).astype(int)])
     video = to_float_clips(clips)
     fame = FAME(mode=mode, self_pairs=False, generator=torch.Generator().manual_seed(0))
-    merged = (fame(video).permute(0, 2, 3, 4, 1) * 255).round().to(torch.uint8).numpy()
+    merged = to_uint8_clips(fame(video))
     return write_png(out, mask_figure(clips, fame._params["mask"].numpy(), merged, num_frames=8, min_side=96))
 
 

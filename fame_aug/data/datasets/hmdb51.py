@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fame_aug.data.datasets.base import VideoClipDataset
-from fame_aug.data.datasets.splits import check_split_number, resolve_video, split_lines
+from fame_aug.data.datasets.splits import OfficialSplits, resolve_video, split_lines
 
 __all__ = ["HMDB51"]
 
 
-class HMDB51(VideoClipDataset):
+class HMDB51(OfficialSplits):
     """HMDB51: ``<root>/<class>/<name>.avi`` with split files ``<class>_test_split<N>.txt``.
 
     Each split file line is ``<name>.avi K`` with K = 1 (train), 2 (test) or 0 (unused).
@@ -23,17 +22,11 @@ class HMDB51(VideoClipDataset):
         **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache`` of :class:`VideoClipDataset`.
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        split_dir: str | Path | None = None,
-        split: int = 1,
-        train: bool = True,
-        **kwargs: object,
-    ) -> None:
-        root = Path(root)
-        split_dir = Path(split_dir) if split_dir is not None else root
-        split = check_split_number(split, range(1, 4))
+    @classmethod
+    def read_split(
+        cls, root: Path, split_dir: Path, split: int, train: bool
+    ) -> tuple[list[tuple[Path, int]], list[str]]:
+        """``(videos, classes)`` of split ``split``, training or test part."""
         suffix = f"_test_split{split}.txt"
         files = sorted(split_dir.glob(f"*{suffix}"))
         if not files:
@@ -49,4 +42,4 @@ class HMDB51(VideoClipDataset):
                     raise ValueError(f"{where}: expected '<name>.avi <0|1|2>', got {line!r}")
                 if parts[1] == wanted:
                     videos.append((resolve_video(root, f"{classes[label]}/{parts[0]}", where), label))
-        super().__init__(videos, classes, **kwargs)  # type: ignore[arg-type]
+        return videos, classes

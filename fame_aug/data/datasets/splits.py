@@ -8,8 +8,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fame_aug.data.datasets.base import VideoClipDataset
+
 __all__ = [
     "MAX_UNNAMED_CLASSES",
+    "OfficialSplits",
     "check_split_number",
     "is_integer",
     "read_class_index",
@@ -87,3 +90,30 @@ def check_split_number(split: int, allowed: range) -> int:
     if isinstance(split, bool) or not isinstance(split, int) or split not in allowed:
         raise ValueError(f"split must be one of {list(allowed)}, got {split!r}")
     return split
+
+
+class OfficialSplits(VideoClipDataset):
+    """A dataset defined by its official split files: ``root``, ``split_dir``, split 1-3, train or test.
+
+    Subclasses read their own file format in :meth:`read_split`.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split_dir: str | Path | None = None,
+        split: int = 1,
+        train: bool = True,
+        **kwargs: object,
+    ) -> None:
+        root = Path(root)
+        split_dir = Path(split_dir) if split_dir is not None else root
+        videos, classes = self.read_split(root, split_dir, check_split_number(split, range(1, 4)), train)
+        super().__init__(videos, classes, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def read_split(
+        cls, root: Path, split_dir: Path, split: int, train: bool
+    ) -> tuple[list[tuple[Path, int]], list[str]]:
+        """``(videos, classes)``: the ``(path, label)`` pairs of one split's training or test part."""
+        raise NotImplementedError

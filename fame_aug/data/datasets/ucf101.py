@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fame_aug.data.datasets.base import VideoClipDataset
-from fame_aug.data.datasets.splits import check_split_number, is_integer, read_class_index, resolve_video, split_lines
+from fame_aug.data.datasets.splits import OfficialSplits, is_integer, read_class_index, resolve_video, split_lines
 
 __all__ = ["UCF101"]
 
 
-class UCF101(VideoClipDataset):
+class UCF101(OfficialSplits):
     """UCF101: ``<root>/<Class>/v_<Class>_gXX_cYY.avi`` with the official split files.
 
     Args:
@@ -22,17 +21,11 @@ class UCF101(VideoClipDataset):
         **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache`` of :class:`VideoClipDataset`.
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        split_dir: str | Path | None = None,
-        split: int = 1,
-        train: bool = True,
-        **kwargs: object,
-    ) -> None:
-        root = Path(root)
-        split_dir = Path(split_dir) if split_dir is not None else root
-        split = check_split_number(split, range(1, 4))
+    @classmethod
+    def read_split(
+        cls, root: Path, split_dir: Path, split: int, train: bool
+    ) -> tuple[list[tuple[Path, int]], list[str]]:
+        """``(videos, classes)`` of split ``split``, training or test part."""
         classes = read_class_index(split_dir / "classInd.txt")
         list_file = split_dir / f"{'train' if train else 'test'}list{split:02d}.txt"
         videos = []
@@ -55,4 +48,4 @@ class UCF101(VideoClipDataset):
             else:
                 raise ValueError(f"{where}: class folder {folder!r} of {parts[0]!r} is not in classInd.txt")
             videos.append((resolve_video(root, parts[0], where), label))
-        super().__init__(videos, classes, **kwargs)  # type: ignore[arg-type]
+        return videos, classes
