@@ -283,10 +283,10 @@ class FAME(MixAugmentationBaseV2):
         fmt = self.data_format
         _checks.video(video, "video", fmt, rgb=self.mode == "official")
         if (
-            not self._range_checked
+            not torch.compiler.is_compiling()  # first: a compiled graph then never guards on _range_checked
+            and not self._range_checked
             and video.is_floating_point()
             and video.device.type == "cpu"  # reading a value would synchronise a GPU
-            and not torch.compiler.is_compiling()
         ):
             self._range_checked = True  # one look at the values, on the first call only
             if bool(video.detach().amax() > 1.5):
