@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from fame_aug import __version__
@@ -137,9 +139,47 @@ def _visualize(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every ``fame-aug`` command."""
+_LOOPS = ("pretrain", "finetune", "probe", "retrieve")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help layout, without breaking words or lines at hyphens (``cpu-demo``, paths)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False, break_on_hyphens=False)
+
+
+def _help_sources(argv: Sequence[str] | None) -> dict[str, str | None]:
+    """``--preset``, ``--config`` and ``--pretrained`` of a loop command's ``--help`` request.
+
+    ``fame-aug pretrain --preset cpu-demo --help`` shows the preset's defaults: the parser must
+    know them before it parses. Only a help request is looked at; a run resolves its
+    configuration from the parsed flags as usual.
+    """
+    argv = list(argv or [])
+    wants_help = any(a == "-h" or (len(a) > 2 and "--help".startswith(a)) for a in argv[1:])
+    if not argv or argv[0] not in _LOOPS or not wants_help:
+        return {}
+    peek = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    for flag in ("--preset", "--config", "--pretrained"):
+        peek.add_argument(flag)
+    try:
+        known, _ = peek.parse_known_args(argv[1:])
+    except argparse.ArgumentError:  # e.g. --preset without a value: the real parser says so
+        return {}
+    return {"command": argv[0], **vars(known)}
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every ``fame-aug`` command.
+
+    Args:
+        argv: the arguments it will parse, if known: in a loop command's ``--help`` request, the
+            ``--preset``, ``--config`` and ``--pretrained`` given choose the defaults shown.
+    """
     from fame_aug.contrib.moco.config import add_config_arguments
+
+    sources = _help_sources(argv)
 
     parser = argparse.ArgumentParser(
         prog="fame-aug",
@@ -255,8 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
         "retrieve": "video retrieval (test queries, training gallery), R@1/5/10/20/50",
     }
     for name, text in helps.items():
-        sub = commands.add_parser(name, help=text, description=text)
-        add_config_arguments(sub, name)
+        sub = commands.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
+        if sources.get("command") == name:
+            add_config_arguments(sub, name, sources["preset"], sources["config"], sources["pretrained"])
+        else:
+            add_config_arguments(sub, name)
         sub.set_defaults(run=_run_loop)
     return parser
 
@@ -278,9 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     diverged (the last good checkpoint is kept); 130 interrupted (Ctrl-C; checkpoints already
     written are kept, a save in progress never replaces one).
     """
-    from fame_aug.contrib.moco.engine import TrainingDiverged
+    from fame_aug.contrib.moco.engine import TrainingDiverged, log_to_stderr
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    log_to_stderr()
     try:
         return args.run(args)
     except (ValueError, TypeError) as error:

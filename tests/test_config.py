@@ -116,3 +116,61 @@ def test_help_describes_each_option_and_lists_choices(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "``" not in capsys.readouterr().out  # no reStructuredText marks in a terminal
+
+
+def shown_help(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """The ``--help`` text of a ``fame-aug`` command line, on one line."""
+    from fame_aug.cli import main
+
+    with pytest.raises(SystemExit) as exit_status:
+        main([*argv, "--help"])
+    assert exit_status.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_shows_the_defaults_the_preset_resolves(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    shown = shown_help(capsys, "pretrain", "--preset", "cpu-demo")
+    for text in (
+        "--lr LR learning rate at batch_size. (default 0.003, from --preset cpu-demo)",
+        "(default 'motion', from --preset cpu-demo)",
+        "or cosine. (default 'cosine', from --preset cpu-demo)",
+        "or adamw. (default 'adamw', from --preset cpu-demo)",
+        "--epochs EPOCHS training epochs. (default 36, from --preset cpu-demo)",
+        "--momentum MOMENTUM SGD momentum. (default 0.9)",  # the preset keeps it
+    ):
+        assert text in shown, text
+    assert "(default 'official'" not in shown and "a --preset may set another" not in shown
+    assert ":class:" not in shown and "``" not in shown
+    finetune = shown_help(capsys, "finetune", "--preset", "cpu-demo")
+    assert "learning rate at batch_size. (default 0.01, from --preset cpu-demo)" in finetune
+    # A config file (naming its own preset) and the flags after it: the file's values, labelled.
+    path = tmp_path / "run.yaml"
+    path.write_text("preset: cpu-demo\nlr: 0.05\n")
+    from_file = shown_help(capsys, "pretrain", "--config", str(path), "--epochs", "3")
+    assert f"learning rate at batch_size. (default 0.05, from --config {path})" in from_file
+    assert f"(default 'cosine', from --config {path})" in from_file
+    # Without a preset, the built-in defaults; an unknown preset leaves them for the run to refuse.
+    for argv in (["pretrain"], ["pretrain", "--preset", "nope"]):
+        plain = shown_help(capsys, *argv)
+        assert "--lr LR learning rate at batch_size. (default 0.01; a --preset may set another)" in plain
+
+
+def test_commands_take_only_the_keys_they_read(capsys: pytest.CaptureFixture[str]) -> None:
+    from fame_aug.cli import main
+
+    retrieve = shown_help(capsys, "retrieve")
+    for flag in ("--lr", "--epochs", "--optimizer", "--batch-size", "--schedule", "--milestones", "--resume", "--flip"):
+        assert f"{flag} " not in retrieve, flag
+    for flag in ("--pretrained", "--ks", "--eval-clips", "--eval-batch-size", "--workers", "--data-root"):
+        assert f"{flag} " in retrieve, flag
+    probe = shown_help(capsys, "probe")  # it trains a classifier: the training keys are its own
+    assert "--lr LR" in probe and "--eval-clips" in probe and "--fame" not in probe and "--queue-size" not in probe
+    pretrain = shown_help(capsys, "pretrain")  # it evaluates nothing
+    assert "--eval-clips" not in pretrain and "--queue-size" in pretrain
+    for argv in (["retrieve", "--lr", "0.1"], ["pretrain", "--eval-clips", "4"]):
+        with pytest.raises(SystemExit) as exit_status:
+            main(argv)
+        assert exit_status.value.code == 2
+        assert f"unrecognized arguments: {' '.join(argv[1:])}" in capsys.readouterr().err
+    # A file or preset may still set them (one file may serve several commands): they are ignored.
+    assert resolve_config("retrieve", "cpu-demo", overrides={"lr": 0.5}, check_paths=False).lr == 0.5

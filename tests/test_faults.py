@@ -6,8 +6,10 @@ Exit codes of ``fame-aug``: 0 done, 2 bad input or file, 3 diverged, 130 interru
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,10 @@ from tiny_runs import TINY, flags, make_tiny_dataset, tiny_config, tiny_values
 
 from fame_aug import FAME
 from fame_aug.cli import main
-from fame_aug.contrib.moco import pretrain
+from fame_aug.contrib.moco import engine, pretrain, resolve_config
 from fame_aug.contrib.moco.checkpoint import NonFiniteState, load_checkpoint, non_finite_entries, save_checkpoint
+from fame_aug.contrib.moco.config import SYNTHETIC_ROOT
+from fame_aug.contrib.moco.engine import build_dataset
 from fame_aug.contrib.moco.moco import MoCo
 from fame_aug.data import UCF101, BadVideoWarning, VideoList, eval_sampler
 
@@ -256,6 +260,30 @@ def test_videos_that_are_not_videos_are_skipped_and_counted(tmp_path: Path) -> N
     assert "single.avi holds 1 frames" in messages and "misses frame number 3 (of 1-6)" in messages
 
 
+def test_unreadable_videos_are_counted_in_a_logged_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_video(tmp_path / "good.avi", counter_frames(20))
+    (tmp_path / "broken.avi").write_bytes(b"not a video")
+    listing = tmp_path / "list.txt"
+    listing.write_text("broken.avi 0\ngood.avi 0\n")
+    data = VideoList(listing, sampler=eval_sampler(4, 1, 1), frame_size=None)
+    with pytest.warns(BadVideoWarning):
+        data[0]
+    with caplog.at_level(logging.INFO, logger="fame_aug"):
+        assert engine.report_unreadable(data, "pretrain 1/2") == 1
+        assert engine.report_unreadable(data, "pretrain 2/2", before=1) == 1  # nothing new: said once
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING and record.name == "fame_aug.contrib.moco.engine"
+    assert record.getMessage() == f"pretrain 1/2: 1 of 2 videos are unreadable and skipped ({tmp_path / 'broken.avi'})"
+
+
+def test_help_shows_the_checkpoints_model(pretrained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["retrieve", "--pretrained", str(pretrained), "--help"])  # a cpu-demo checkpoint, no --preset
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"channels of r3d_small. (default 8, from the checkpoint {pretrained})" in shown
+    assert f"(default 'r3d_small', from the checkpoint {pretrained})" in shown
+
+
 def test_split_files_as_editors_write_them(tmp_path: Path) -> None:
     """A byte-order mark and indented comments load; odd digits, duplicates and huge labels are refused."""
     write_video(tmp_path / "a.avi", counter_frames(8))
@@ -341,3 +369,47 @@ def test_later_stages_read_the_model_from_the_checkpoint(
     # An explicit flag still wins, and a mismatch is one clear line.
     assert main([*args, "--pretrained", str(pretrained), "--backbone-width", "16", "--out", str(tmp_path / "q")]) == 2
     assert "shapes differ" in one_line_error(capsys)
+
+
+# 3. The built-in dataset is made only where the user asked for it.
+def test_a_mistyped_data_root_is_not_made_into_a_dataset(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "dta"
+    assert main(run("pretrain", typo, tmp_path / "out")) == 2
+    said = one_line_error(capsys)
+    assert f"data_root '{typo}' holds no background-bias dataset" in said
+    assert f"`fame-aug make-synthetic {typo}`" in said
+    assert not typo.exists() and not (tmp_path / "out").exists()  # refused before any work
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("mine")
+    some_file = str(data_root / "metadata.json")  # the data is checked before the checkpoint
+    assert main(run("retrieve", tmp_path / "notes", tmp_path / "r", pretrained=some_file)) == 2
+    assert "holds no background-bias dataset" in one_line_error(capsys)
+    config = tiny_config("pretrain", data_root, tmp_path / "api")
+    config.data_root = str(typo)  # the Python API, past the checks of resolve_config: the same refusal
+    with pytest.raises(ValueError, match="holds no background-bias dataset"):
+        build_dataset(config, train=True, sampler=eval_sampler(8, 2, 1))
+    assert not typo.exists()
+
+
+def test_the_default_data_root_is_made_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    made: list[Path] = []
+
+    def make_tiny(root: Path) -> None:  # the full dataset takes 10 s: the tiny one stands in
+        made.append(Path(root))
+        make_tiny_dataset(Path(root))
+
+    monkeypatch.setattr(engine, "make_background_bias_dataset", make_tiny)
+    config = resolve_config("pretrain", "cpu-demo", overrides={"frame_size": [32, 32], "crop_size": 28})
+    assert config.data_root == SYNTHETIC_ROOT
+    for _ in range(2):  # made once, then read
+        assert len(build_dataset(config, train=True, sampler=eval_sampler(8, 2, 1))) == 18
+    assert made == [Path(SYNTHETIC_ROOT)]
+    shutil.rmtree(SYNTHETIC_ROOT)
+    Path(SYNTHETIC_ROOT).mkdir(parents=True)
+    (Path(SYNTHETIC_ROOT) / "stray.txt").write_text("mine")  # not empty: nothing is made or deleted there
+    with pytest.raises(ValueError, match="holds files but no background-bias dataset"):
+        resolve_config("pretrain", "cpu-demo")
+    assert made == [Path(SYNTHETIC_ROOT)]

@@ -3,23 +3,31 @@ retrieve, HMDB51, two processes, the command line and the demo."""
 
 from __future__ import annotations
 
+import csv
 import importlib
+import io
 import json
+import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import time
+import types
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
-from tiny_runs import TINY, flags, make_tiny_dataset, tiny_config
+from tiny_runs import TINY, flags, make_tiny_dataset, tiny_config, tiny_values
 
 from fame_aug.cli import main
 from fame_aug.contrib.moco import finetune, pretrain, probe, retrieve
 from fame_aug.contrib.moco.checkpoint import load_checkpoint
+from fame_aug.contrib.moco.distributed import World
+from fame_aug.contrib.moco.engine import Progress, read_metrics
 from fame_aug.contrib.moco.moco import MoCo
 from fame_aug.contrib.moco.retrieve import recall_at_k
 
@@ -108,19 +116,14 @@ class TestPretrain:
 
         monkeypatch.setattr(MoCo, "forward", nan_in_epoch_two)
         out = tmp_path / "nan"
-        args = [
-            "pretrain",
-            "--preset",
-            "cpu-demo",
-            *flags({**TINY, "data_root": data_root, "out": out, "queue_size": 64}),
-        ]
+        args = ["pretrain", "--preset", "cpu-demo", *flags(tiny_values("pretrain", data_root, out, queue_size=64))]
         assert main(args) == 3
         assert "the loss became nan at epoch 2" in capsys.readouterr().err
         assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
 
-    def test_refuses_to_overwrite_a_run(self, pretrained: Path) -> None:
+    def test_refuses_to_overwrite_a_run(self, data_root: Path, pretrained: Path) -> None:
         with pytest.raises(ValueError, match="exists: pass --resume"):
-            pretrain(config("pretrain", pretrained.parent.parent / "unused", pretrained.parent))
+            pretrain(config("pretrain", data_root, pretrained.parent))
 
 
 class TestEvaluation:
@@ -180,7 +183,7 @@ def test_two_process_gloo_pretraining(data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
     command += ["-m", "fame_aug.cli", "pretrain", "--preset", "cpu-demo"]
-    command += flags({**TINY, "data_root": data_root, "out": out, "epochs": 1, "queue_size": 64})
+    command += flags(tiny_values("pretrain", data_root, out, epochs=1, queue_size=64))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -255,3 +258,111 @@ class TestFinetuneWithFame:
             config("finetune", data_root, tmp_path / "bad", fame=True, fame_mode="optical-flow")
         with pytest.raises(ValueError, match="fame_p must lie in"):
             config("finetune", data_root, tmp_path / "bad", fame_p=1.5)
+
+
+class FakeSummaryWriter:
+    """Stands in for TensorBoard's ``SummaryWriter`` (not installed here): records every scalar."""
+
+    scalars: ClassVar[list[tuple[str, float, int]]] = []
+
+    def __init__(self, log_dir: str) -> None:
+        self.log_dir = log_dir
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.scalars.append((tag, value, step))
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.fixture
+def tensorboard(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float, int]]:
+    """TensorBoard writing turned on (a fake module); returns the scalars written."""
+    module = types.ModuleType("torch.utils.tensorboard")
+    module.SummaryWriter = FakeSummaryWriter  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", module)
+    monkeypatch.setattr(FakeSummaryWriter, "scalars", [])
+    return FakeSummaryWriter.scalars
+
+
+class TestConsole:
+    """What a run says: one logged line per epoch (no bar off a terminal), numbered as metrics.csv and TensorBoard."""
+
+    def test_one_line_per_epoch_numbered_as_the_metrics(
+        self, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tensorboard: list[Any]
+    ) -> None:
+        out = tmp_path / "run"
+        args = ["pretrain", "--preset", "cpu-demo", *flags(tiny_values("pretrain", data_root, out))]
+        assert main(args) == 0
+        said = capsys.readouterr().err.splitlines()  # stderr is not a terminal here
+        assert [line.split(":")[0] for line in said] == ["pretrain 1/2", "pretrain 2/2"]
+        assert all(re.search(r"loss \S+ .*clips/s, .* s, elapsed \d\d:\d\d, ETA \d\d:\d\d$", line) for line in said)
+        rows = list(csv.DictReader((out / "metrics.csv").open()))
+        assert [row["epoch"] for row in rows] == ["1", "2"] and load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
+        assert sorted({step for tag, _, step in tensorboard if tag == "loss"}) == [1, 2]
+        assert main([*args, "--epochs", "3", "--resume"]) == 0
+        said = capsys.readouterr().err.splitlines()
+        assert said[0] == f"resumed from {out / 'checkpoint.pt'} at epoch 2 of 3 (step 6); 1 more to train"
+        assert said[1].startswith("pretrain 3/3: loss ")
+        assert [row["epoch"] for row in csv.DictReader((out / "metrics.csv").open())] == ["1", "2", "3"]
+
+    def test_messages_go_through_logging(self, data_root: Path, pretrained: Path, tmp_path: Path) -> None:
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        package = logging.getLogger("fame_aug")
+        level = package.level
+        package.addHandler(handler)
+        package.setLevel(logging.INFO)
+        try:
+            probe(config("probe", data_root, tmp_path / "probe", pretrained=str(pretrained), epochs=1))
+        finally:
+            package.removeHandler(handler)
+            package.setLevel(level)
+        lines = stream.getvalue().splitlines()
+        assert lines[0].startswith("probe 1/1: loss ") and lines[1].startswith("test: 9 videos in ")
+        assert re.fullmatch(r"probe test: top-1 \S+%, top-5 \S+% over 9 videos \(2 clips each\)", lines[2])
+
+    def test_retrieval_results_are_logged_and_in_tensorboard(
+        self,
+        data_root: Path,
+        pretrained: Path,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        tensorboard: list[Any],
+    ) -> None:
+        args = ["retrieve", "--preset", "cpu-demo", *flags(tiny_values("retrieve", data_root, tmp_path / "rt"))]
+        assert main([*args, "--pretrained", str(pretrained)]) == 0
+        printed = capsys.readouterr()
+        result = json.loads(printed.out)  # stdout holds the results alone
+        assert "retrieval, 9 test queries against 18 training videos:" in printed.err
+        assert "| raw | " in printed.err and "| centered | " in printed.err
+        written = {tag: value for tag, value, _ in tensorboard}
+        assert written["retrieve/raw/R@1"] == result["raw"]["R@1"]
+        assert written["retrieve/centered/R@50"] == result["centered"]["R@50"] == 1.0
+        assert len(written) == 10
+
+
+def test_progress_bar_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, drawn in ((Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        with Progress(3, "pretrain 1/2", World()) as progress:
+            for index in range(1, 4):
+                time.sleep(0.11)  # the bar redraws at most every 0.1 s
+                progress.update(index, 8, loss=1.5, lr=0.01)
+        shown = stream.getvalue()
+        assert progress.clips == 24 and progress.clips_per_second > 0
+        if drawn:  # elapsed<ETA, the values, clips/s; cleared at the end (the epoch's line replaces it)
+            assert re.search(r"pretrain 1/2: +100%.*3/3 \[\d\d:\d\d<\d\d:\d\d, .*loss 1.5 lr 0.01 \S+ clips/s", shown)
+            assert shown.endswith("\r")
+        else:
+            assert shown == ""
+
+
+def test_metrics_numbered_from_zero_by_older_runs_are_renumbered(tmp_path: Path) -> None:
+    old = tmp_path / "metrics.csv"
+    old.write_text("epoch,loss\n0,2.0\n1,1.5\n")
+    assert [row["epoch"] for row in read_metrics(old)] == ["1", "2"]

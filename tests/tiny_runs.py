@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from fame_aug.contrib.moco import resolve_config
+from fame_aug.contrib.moco.config import command_keys
 from fame_aug.contrib.moco.experiment import QUICK_OVERRIDES
 from fame_aug.data import BackgroundBiasConfig, make_background_bias_dataset
 
@@ -31,9 +32,14 @@ def make_tiny_dataset(root: Path) -> Path:
 
 
 def tiny_values(command: str, data_root: Path, out: Path, **values: Any) -> dict[str, Any]:
-    """Config keys that shrink the ``cpu-demo`` preset to seconds, for ``command`` on the tiny dataset."""
+    """Config keys that shrink the ``cpu-demo`` preset to seconds, for ``command`` on the tiny dataset.
+
+    Only keys ``command`` reads (its command-line flags); ``values`` are kept as given.
+    """
     extra = {"queue_size": QUICK_OVERRIDES["queue_size"]} if command == "pretrain" else {}
-    return {**TINY, **extra, "data_root": str(data_root), "out": str(out), **values}
+    read = set(command_keys(command))
+    shrunk = {key: value for key, value in {**TINY, **extra}.items() if key in read}
+    return {**shrunk, "data_root": str(data_root), "out": str(out), **values}
 
 
 def tiny_config(command: str, data_root: Path, out: Path, **values: Any) -> Any:

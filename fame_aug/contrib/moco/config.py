@@ -13,13 +13,12 @@ Unknown keys, unknown presets and missing dataset paths are errors before any wo
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import inspect
 import json
 import math
 import re
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,9 @@ __all__ = [
     "RetrieveConfig",
     "RunConfig",
     "add_config_arguments",
+    "command_keys",
     "config_from_args",
+    "needs_synthetic_dataset",
     "resolve_config",
 ]
 
@@ -55,14 +56,40 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "fame_mode": _checks.MASK_MODES,
 }
 
+# Where the built-in dataset lives unless a run says otherwise (the default and the cpu-demo
+# preset's data_root): the one folder in which a missing dataset is made on first use.
+SYNTHETIC_ROOT = "runs/data/background-bias"
+
+# Keys of the training epochs (optimisation, schedule, training clips, checkpoints): commands that
+# train nothing (retrieve) neither list nor take them on the command line.
+TRAINING_KEYS = (
+    "crop_scale",
+    "flip",
+    "batch_size",
+    "epochs",
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "warmup_epochs",
+    "milestones",
+    "gamma",
+    "save_every",
+    "resume",
+)
+# Keys of the evaluation (clips per test video and their batch): pretraining evaluates nothing.
+EVALUATION_KEYS = ("eval_batch_size", "eval_clips")
+
 
 @dataclass
 class RunConfig:
     """What every command shares: data, model, optimisation, run folder.
 
     Attributes:
-        dataset: ``synthetic`` (made by ``fame-aug make-synthetic``; made on first use if
-            missing), ``ucf101``, ``hmdb51``, ``kinetics`` (class folders) or ``list``.
+        dataset: ``synthetic`` (made by ``fame-aug make-synthetic``; made on first use only
+            in the default data_root), ``ucf101``, ``hmdb51``, ``kinetics`` (class folders) or
+            ``list``.
         data_root: videos folder (UCF101, HMDB51), dataset root (Kinetics, synthetic).
         split_dir: folder of the split files (UCF101, HMDB51; default ``data_root``).
         split: official split number (1-3).
@@ -104,7 +131,7 @@ class RunConfig:
     """
 
     dataset: str = "synthetic"
-    data_root: str = "runs/data/background-bias"
+    data_root: str = SYNTHETIC_ROOT
     split_dir: str = ""
     split: int = 1
     train_list: str = ""
@@ -180,7 +207,8 @@ class RunConfig:
     def check_paths(self) -> None:
         """Raise ``ValueError`` if the data the run needs is not where the configuration says."""
         if self.dataset == "synthetic":
-            return  # made on first use
+            needs_synthetic_dataset(self.data_root)  # made on first use only where asked for
+            return
         if self.dataset == "list":
             for name in ("train_list", "test_list"):
                 value = getattr(self, name)
@@ -236,7 +264,7 @@ class PretrainConfig(RunConfig, FameOptions):
         bn: ``shuffle`` (shuffle BN for the keys) or ``sync`` (SyncBatchNorm across processes).
         bn_splits: in one process, shuffled chunks for the key encoder's batch norm.
         fame: apply FAME to the query view (on by default; ``--no-fame`` for the baseline).
-            The other FAME settings: :class:`FameOptions`.
+            ``fame_mode``, ``fame_beta`` and ``fame_p`` set it (:class:`FameOptions`).
     """
 
     out: str = "runs/pretrain"
@@ -274,7 +302,7 @@ class FinetuneConfig(RunConfig, FameOptions):
         dropout: before the classifier (0.7 for UCF101, 0.5 for HMDB51).
         fame: FAME on the training clips (off by default; ``--fame``), each keeping its own
             label: a background-debiasing augmentation (not in the paper). Evaluation never
-            sees FAME. The other FAME settings: :class:`FameOptions`.
+            sees FAME. ``fame_mode``, ``fame_beta`` and ``fame_p`` set it (:class:`FameOptions`).
     """
 
     out: str = "runs/finetune"
@@ -394,7 +422,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # (another generator seed); beta 0.2 because the objects are small (README, "cpu-demo").
         "all": {
             "dataset": "synthetic",
-            "data_root": "runs/data/background-bias",
+            "data_root": SYNTHETIC_ROOT,
             "backbone": "r3d_small",
             "backbone_width": 8,
             "num_frames": 8,
@@ -446,6 +474,51 @@ COMMANDS: dict[str, type[RunConfig]] = {
     "probe": ProbeConfig,
     "retrieve": RetrieveConfig,
 }
+
+
+def command_keys(command: str) -> list[str]:
+    """The config keys ``command`` reads: its command-line flags and its ``--help``.
+
+    ``retrieve`` trains nothing, so it takes no training key (``TRAINING_KEYS``); ``pretrain``
+    evaluates nothing, so it takes no evaluation key (``EVALUATION_KEYS``). Config files and
+    presets may still set those keys (one file may serve several commands); the command ignores
+    them.
+    """
+    if command not in COMMANDS:
+        raise ValueError(f"command must be one of {sorted(COMMANDS)}, got {command!r}")
+    ignored = {"retrieve": TRAINING_KEYS, "pretrain": EVALUATION_KEYS}.get(command, ())
+    return [item.name for item in fields(COMMANDS[command]) if item.name not in ignored]
+
+
+def needs_synthetic_dataset(data_root: str | Path) -> bool:
+    """Whether the built-in dataset must be made in ``data_root`` before a run can read it.
+
+    The dataset is made on first use only in the default folder (``SYNTHETIC_ROOT``, relative
+    to the working directory), and only while that folder is missing or empty: a mistyped
+    ``--data-root`` must not become a new dataset that a run then trains on.
+
+    Returns:
+        False if ``data_root`` holds a dataset (its ``metadata.json``); True if it is the
+        default folder, missing or empty.
+
+    Raises:
+        ValueError: naming the folder and how to make the dataset, in any other case.
+    """
+    root = Path(data_root)
+    if (root / "metadata.json").is_file():
+        return False
+    if root.resolve() == Path(SYNTHETIC_ROOT).resolve():
+        if not root.exists() or (root.is_dir() and not any(root.iterdir())):
+            return True
+        raise ValueError(
+            f"data_root {str(root)!r} holds files but no background-bias dataset (no metadata.json); "
+            f"make one elsewhere with `fame-aug make-synthetic DIR` and pass --data-root DIR"
+        )
+    raise ValueError(
+        f"data_root {str(root)!r} holds no background-bias dataset (no metadata.json); make it with "
+        f"`fame-aug make-synthetic {root}`, or leave data_root at its default {SYNTHETIC_ROOT!r}, "
+        f"where it is made on first use"
+    )
 
 
 # What a checkpoint's stored config says about the model that later stages must rebuild.
@@ -567,27 +640,81 @@ def resolve_config(
     return config
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    """Add ``--config``, ``--preset`` and one flag per config field of ``command`` to ``parser``."""
+def add_config_arguments(
+    parser: argparse.ArgumentParser,
+    command: str,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    pretrained: str | None = None,
+) -> None:
+    """Add ``--config``, ``--preset`` and one flag per config key ``command`` reads to ``parser``.
+
+    Each flag's help gives the key's description, its choices and its default. The defaults
+    shown are those ``preset``, ``config_file`` and ``pretrained`` (the checkpoint's model) resolve
+    to, when given (what ``--preset`` and the other flags on the same command line choose); the
+    flags themselves default to None, so that only the flags a user gives override a preset or
+    a file. Keys the command does not read (``command_keys``) get no flag: argparse refuses them.
+    """
     parser.add_argument("--config", help="YAML or JSON file of config keys")
-    parser.add_argument("--preset", help=f"one of {', '.join(PRESETS)}")
+    parser.add_argument(
+        "--preset",
+        metavar="{" + ",".join(PRESETS) + "}",
+        help="the dataset and model of a setup; with --help, the defaults below are the preset's",
+    )
     hints = typing.get_type_hints(COMMANDS[command])
     described = _field_descriptions(COMMANDS[command])
-    for item in fields(COMMANDS[command]):
-        flag = "--" + item.name.replace("_", "-")
-        hint = hints[item.name]
-        default = item.default if item.default is not dataclasses.MISSING else item.default_factory()  # type: ignore[misc]
-        help_text = f"{described.get(item.name, '')} (default {default!r}; a --preset may set another)".lstrip()
+    shown, source_of = _help_defaults(command, preset, config_file, pretrained)
+    for name in command_keys(command):
+        flag = "--" + name.replace("_", "-")
+        hint = hints[name]
+        if source_of is None:
+            default = f"(default {shown[name]!r}; a --preset may set another)"
+        elif name in source_of:
+            default = f"(default {shown[name]!r}, from {source_of[name]})"
+        else:
+            default = f"(default {shown[name]!r})"
+        help_text = f"{described.get(name, '')} {default}".lstrip().replace("%", "%%")
         if hint is bool:
-            parser.add_argument(
-                flag, dest=item.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
-            )
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typing.get_origin(hint) is list:
             (element,) = typing.get_args(hint)
-            parser.add_argument(flag, dest=item.name, nargs="+", type=element, default=None, help=help_text)
+            parser.add_argument(flag, dest=name, nargs="+", type=element, default=None, help=help_text)
         else:
-            choices = CHOICES.get(item.name)
-            parser.add_argument(flag, dest=item.name, type=hint, default=None, choices=choices, help=help_text)
+            choices = CHOICES.get(name)
+            parser.add_argument(flag, dest=name, type=hint, default=None, choices=choices, help=help_text)
+
+
+def _help_defaults(
+    command: str, preset: str | None, config_file: str | Path | None, pretrained: str | None
+) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The defaults ``--help`` shows, and which source set each key that differs from the built-in default.
+
+    Returns:
+        ``(values, sources)``: ``sources`` is None when nothing was given (or what was given
+        cannot be resolved: the run itself reports why), the built-in defaults are shown then.
+    """
+    base = asdict(COMMANDS[command]())
+    stages: list[tuple[str, dict[str, Any]]] = []
+    if preset:
+        stages.append((f"--preset {preset}", {"preset": preset}))
+    if config_file:
+        stages.append((f"--config {config_file}", {**(stages[-1][1] if stages else {}), "config_file": config_file}))
+    if pretrained and "pretrained" in base:
+        resolved = stages[-1][1] if stages else {}
+        stages.append((f"the checkpoint {pretrained}", {**resolved, "overrides": {"pretrained": pretrained}}))
+    if not stages:
+        return base, None
+    values, sources = base, {}
+    try:
+        for source, arguments in stages:
+            now = asdict(resolve_config(command, check_paths=False, **arguments))
+            sources.update({key: source for key, value in now.items() if value != values[key] and key != "pretrained"})
+            values = now
+    except (ValueError, TypeError, OSError):
+        return base, None
+    if "pretrained" in base:  # the flag's own value is no default
+        values["pretrained"] = base["pretrained"]
+    return values, sources
 
 
 def _field_descriptions(cls: type) -> dict[str, str]:
@@ -599,11 +726,12 @@ def _field_descriptions(cls: type) -> dict[str, str]:
             continue
         section = doc.split("Attributes:", 1)[1]
         for name, text in re.findall(r"^    (\w+): (.+(?:\n        .+)*)", section, flags=re.M):
+            text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)  # Sphinx roles read as their target in a terminal
             described[name] = " ".join(text.replace("``", "").split())
     return described
 
 
 def config_from_args(command: str, args: argparse.Namespace) -> RunConfig:
     """The configuration that parsed command-line ``args`` describe."""
-    overrides = {f.name: getattr(args, f.name) for f in fields(COMMANDS[command]) if getattr(args, f.name) is not None}
+    overrides = {name: getattr(args, name) for name in command_keys(command) if getattr(args, name, None) is not None}
     return resolve_config(command, args.preset, args.config, overrides)

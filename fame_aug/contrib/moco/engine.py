@@ -1,9 +1,16 @@
-"""Plumbing the loops share, kept out of their way: data, schedule, run folder, progress, evaluation."""
+"""Plumbing the loops share, kept out of their way: data, schedule, run folder, progress, evaluation.
+
+The loops' console messages (one line per epoch, "resumed from", evaluation results, unreadable
+videos) go through :mod:`logging`, to the loggers under ``fame_aug``: the ``fame-aug`` command
+shows them on stderr (:func:`log_to_stderr`); in your own program, configure logging (for
+example ``logging.basicConfig(level=logging.INFO)``) to see or redirect them.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import random
@@ -20,6 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
 
 from fame_aug.contrib.moco.checkpoint import (
     NonFiniteState,
@@ -28,7 +36,7 @@ from fame_aug.contrib.moco.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from fame_aug.contrib.moco.config import RunConfig
+from fame_aug.contrib.moco.config import RunConfig, needs_synthetic_dataset
 from fame_aug.contrib.moco.distributed import World, all_gather_no_grad
 from fame_aug.data import (
     HMDB51,
@@ -53,13 +61,62 @@ __all__ = [
     "build_optimizer",
     "checked_loss",
     "clip_outputs",
+    "log_to_stderr",
     "lr_at",
+    "read_metrics",
+    "report_unreadable",
     "resume_into",
     "save_if_due",
     "seed_everything",
     "train_classifier",
     "wrap_distributed",
 ]
+
+
+logger = logging.getLogger(__name__)
+
+
+class _Console(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stderr`` is when a message comes (a redirect included)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+class _ConsoleFormat(logging.Formatter):
+    """Messages as the loops would print them; warnings and errors say so."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
+def log_to_stderr(level: int = logging.INFO) -> logging.Handler:
+    """Show fame-aug's messages (``fame_aug`` loggers, ``level`` and above) on stderr, as the command line does.
+
+    Calling it again changes the level and adds no second handler. The handler writes to the
+    ``sys.stderr`` of the moment, so ``contextlib.redirect_stderr`` captures the messages too.
+
+    Returns:
+        The handler, to remove with ``logging.getLogger("fame_aug").removeHandler(handler)``.
+    """
+    package = logging.getLogger("fame_aug")
+    package.setLevel(level)
+    for handler in package.handlers:
+        if isinstance(handler, _Console):
+            return handler
+    handler = _Console()
+    handler.setFormatter(_ConsoleFormat("%(message)s"))
+    package.addHandler(handler)
+    return handler
 
 
 class TrainingDiverged(RuntimeError):
@@ -114,7 +171,8 @@ def _open_dataset(config: RunConfig, train: bool, sampler: ClipSampler) -> Video
     }
     root = Path(config.data_root)
     if config.dataset == "synthetic":
-        if not (root / "metadata.json").is_file():
+        if needs_synthetic_dataset(root):  # only in the default folder; elsewhere a clear error
+            logger.info("making the built-in background-bias dataset in %s (first use)", root)
             make_background_bias_dataset(root)
         return UCF101(root / "videos", root / "splits", split=1, train=train, **options)
     split_dir = config.split_dir or None
@@ -162,36 +220,78 @@ def build_loader(
 
 
 class Progress:
-    """A console progress bar with loss, learning rate and clips/s; plain lines when not a terminal."""
+    """The progress of one pass over a loader: a tqdm bar with elapsed time, ETA, loss, lr and clips/s.
 
-    def __init__(self, total: int, label: str, world: World, every: int = 10) -> None:
-        self.total, self.label, self.enabled = total, label, world.is_main
-        self.every, self.tty = every, sys.stderr.isatty()
+    The bar is drawn by the main process only, and only when stderr is a terminal; it clears
+    itself when the pass ends, leaving the epoch's one logged line (``RunFolder.log_epoch``),
+    which is all a log file or a pipe receives. ``update`` takes numbers the loop already holds
+    on the host: it never waits for the device. Use it as a context manager, or call ``close``.
+    """
+
+    def __init__(self, total: int, label: str, world: World) -> None:
+        self.total, self.label = total, label
         self.begin, self.clips = time.perf_counter(), 0
+        shown = world.is_main and sys.stderr.isatty()
+        self.bar = tqdm(
+            total=total, desc=label, unit="step", leave=False, dynamic_ncols=True, disable=not shown, file=sys.stderr
+        )
 
     def update(self, index: int, clips: int, **values: float) -> None:
-        """Count ``clips`` more after batch ``index`` and show ``values`` (e.g. loss, lr)."""
+        """Count ``clips`` more after batch ``index`` (from 1) and show ``values`` (e.g. loss, lr)."""
         self.clips += clips
-        if not self.enabled or (not self.tty and index % self.every and index != self.total):
+        if self.bar.disable:
             return
-        rate = self.clips / max(time.perf_counter() - self.begin, 1e-9)
-        done = int(20 * index / max(self.total, 1))
         shown = " ".join(f"{k} {v:.4g}" for k, v in values.items())
-        text = f"{self.label} [{'=' * done}{' ' * (20 - done)}] {index}/{self.total} {shown} {rate:.1f} clips/s"
-        end = "" if self.tty and index != self.total else "\n"
-        print(("\r" if self.tty else "") + text, end=end, file=sys.stderr, flush=True)
+        self.bar.set_postfix_str(f"{shown} {self.clips_per_second:.1f} clips/s".lstrip(), refresh=False)
+        self.bar.update(index - self.bar.n)
+
+    def close(self) -> None:
+        """Clear the bar."""
+        self.bar.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def seconds(self) -> float:
+        """Seconds since the pass started."""
+        return time.perf_counter() - self.begin
 
     @property
     def clips_per_second(self) -> float:
-        """Clips per second since the bar started."""
-        return self.clips / max(time.perf_counter() - self.begin, 1e-9)
+        """Clips per second since the pass started."""
+        return self.clips / max(self.seconds, 1e-9)
+
+
+def read_metrics(path: Path) -> list[dict[str, str]]:
+    """The rows of a run's ``metrics.csv``, epochs numbered from 1 (as the progress display shows them).
+
+    Files written by fame-aug 0.1.0 numbered epochs from 0; their rows are renumbered.
+
+    Raises:
+        ValueError: naming the file, if it is damaged.
+    """
+    try:
+        with path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        shift = 1 if rows and int(rows[0]["epoch"]) == 0 else 0
+        for row in rows:
+            row["epoch"] = str(int(row["epoch"]) + shift)
+    except (ValueError, KeyError, TypeError, csv.Error) as error:
+        raise ValueError(f"{path} is damaged ({error}); repair or delete it to resume") from None
+    return rows
 
 
 class RunFolder:
     """The run's folder: config.json, metrics.csv (one row per epoch), checkpoint.pt, TensorBoard.
 
-    Only the main process writes. Checkpoints are atomic; on resume, metrics rows of epochs the
-    checkpoint does not cover are dropped, so the CSV matches the state.
+    Only the main process writes. Epochs are numbered from 1 in metrics.csv, TensorBoard and the
+    console alike: row N is the Nth epoch, and a checkpoint whose ``epoch`` is N holds rows 1 to
+    N. Checkpoints are atomic; on resume, metrics rows of epochs the checkpoint does not cover
+    are dropped, so the CSV matches the state.
     """
 
     def __init__(self, config: RunConfig, world: World, checkpoints: bool = True) -> None:
@@ -199,6 +299,7 @@ class RunFolder:
         self.checkpoint = self.path / "checkpoint.pt"
         self.metrics = self.path / "metrics.csv"
         self.writer: Any = None
+        self._epoch_seconds: list[float] = []  # the epochs of this session, for the ETA
         if world.is_main:
             self.path.mkdir(parents=True, exist_ok=True)
             if checkpoints and not config.resume and self.checkpoint.exists():
@@ -238,12 +339,11 @@ class RunFolder:
             details = ", ".join(f"{k} {stored[k]!r} -> {now[k]!r}" for k in changed)
             raise ValueError(f"{self.checkpoint} was trained with other model settings ({details}); use another --out")
         if self.world.is_main and self.metrics.is_file():
-            try:
-                rows = list(csv.DictReader(self.metrics.open()))
-                kept = [r for r in rows if int(r["epoch"]) < epoch]
-            except (ValueError, KeyError, TypeError, csv.Error) as error:
-                raise ValueError(f"{self.metrics} is damaged ({error}); repair or delete it to resume") from None
-            self._write_rows(kept)
+            self._write_rows([r for r in read_metrics(self.metrics) if int(r["epoch"]) <= epoch])
+        if self.world.is_main:
+            total = self.config.epochs
+            left = f"{total - epoch} more to train" if epoch < total else "nothing left to train"
+            logger.info("resumed from %s at epoch %d of %d (step %d); %s", self.checkpoint, epoch, total, step, left)
         return state
 
     def kept(self) -> str:
@@ -261,21 +361,40 @@ class RunFolder:
             writer.writeheader()
             writer.writerows(rows)
 
-    def log_epoch(self, epoch: int, values: dict[str, float]) -> None:
-        """Append one row to metrics.csv (and TensorBoard)."""
+    def log_epoch(self, epoch: int, values: dict[str, float], label: str = "epoch") -> None:
+        """Record the epoch of index ``epoch`` (from 0): row ``epoch + 1`` of metrics.csv, TensorBoard, one logged line.
+
+        The line reads ``{label} {epoch + 1}/{epochs}: {values}, {clips/s}, {seconds}, elapsed, ETA``
+        (elapsed and the ETA of the run's end count this session's epochs; ``values`` may hold
+        ``clips_per_s`` and ``seconds``, shown in their own words).
+        """
         if not self.world.is_main:
             return
-        row = {"epoch": epoch, **values}
+        number = epoch + 1
+        row = {"epoch": number, **values}
         new = not self.metrics.is_file()
         with self.metrics.open("a", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(row))
             if new:
                 writer.writeheader()
             writer.writerow(row)
-        if self.writer is not None:
-            for key, value in values.items():
-                self.writer.add_scalar(key, value, epoch)
-            self.writer.flush()
+        self.log_scalars(values, number)
+        self._epoch_seconds.append(float(values.get("seconds", 0.0)))
+        elapsed = sum(self._epoch_seconds)
+        remaining = elapsed / len(self._epoch_seconds) * (self.config.epochs - number)
+        shown = " ".join(f"{k} {v:.4g}" for k, v in values.items() if k not in ("clips_per_s", "seconds", "bad_videos"))
+        timing = [f"{values['clips_per_s']:.1f} clips/s"] if "clips_per_s" in values else []
+        timing += [f"{self._epoch_seconds[-1]:.1f} s"] if "seconds" in values else []
+        timing += [f"elapsed {tqdm.format_interval(elapsed)}", f"ETA {tqdm.format_interval(remaining)}"]
+        logger.info("%s %d/%d: %s | %s", label, number, self.config.epochs, shown, ", ".join(timing))
+
+    def log_scalars(self, values: dict[str, float], step: int) -> None:
+        """Write ``values`` to TensorBoard at ``step`` (main process, when tensorboard is installed)."""
+        if self.writer is None or not self.world.is_main:
+            return
+        for key, value in values.items():
+            self.writer.add_scalar(key, value, step)
+        self.writer.flush()
 
     def save(self, state: dict[str, Any]) -> None:
         """Write the checkpoint (main process), with the random states of this process."""
@@ -342,6 +461,22 @@ def begin_epoch(optimizer: torch.optim.Optimizer, loader: DataLoader, epoch: int
     return lr
 
 
+def report_unreadable(dataset: VideoClipDataset, label: str, before: int = 0) -> int:
+    """Log a warning when more of ``dataset``'s videos were skipped as unreadable than ``before``.
+
+    Each skipped video was named in a ``BadVideoWarning`` when it was met; this says how many
+    there are, once per epoch or evaluation at most.
+
+    Returns:
+        The count now, to pass as ``before`` next time.
+    """
+    count = dataset.num_bad
+    if count > before:
+        names = ", ".join(str(path) for path in dataset.bad_videos[:3]) + (", ..." if count > 3 else "")
+        logger.warning("%s: %d of %d videos are unreadable and skipped (%s)", label, count, len(dataset), names)
+    return count
+
+
 def checked_loss(loss: torch.Tensor, epoch: int, index: int, run: RunFolder) -> float:
     """The loss as a float; stops the run with :class:`TrainingDiverged` if it is NaN or infinite."""
     value = loss.item()
@@ -406,26 +541,27 @@ def train_classifier(
     loader = build_loader(dataset, config, world, train=True)
     start_epoch, step = resume_into(run, trained, optimizer, dataset)
     metrics: dict[str, float] = {}
+    unreadable = 0
     for epoch in range(start_epoch, config.epochs):
         lr = begin_epoch(optimizer, loader, epoch, config)
         model.train()
-        progress = Progress(len(loader), f"{label} {epoch + 1}/{config.epochs}", world)
         began, total_loss, correct, seen = time.perf_counter(), 0.0, 0, 0
-        for index, (clips, labels, _) in enumerate(loader, 1):
-            video = augment(clips[:, 0].to(world.device, non_blocking=True))
-            labels = labels.to(world.device, non_blocking=True)
-            with autocast(config, world):
-                logits = model(video)
-            loss = F.cross_entropy(logits.float(), labels)
-            loss_value = checked_loss(loss, epoch, index, run)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            total_loss += loss_value
-            correct += int((logits.argmax(dim=1) == labels).sum())
-            seen += labels.shape[0]
-            progress.update(index, clips.shape[0], loss=loss_value, lr=lr)
+        with Progress(len(loader), f"{label} {epoch + 1}/{config.epochs}", world) as progress:
+            for index, (clips, labels, _) in enumerate(loader, 1):
+                video = augment(clips[:, 0].to(world.device, non_blocking=True))
+                labels = labels.to(world.device, non_blocking=True)
+                with autocast(config, world):
+                    logits = model(video)
+                loss = F.cross_entropy(logits.float(), labels)
+                loss_value = checked_loss(loss, epoch, index, run)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                total_loss += loss_value
+                correct += int((logits.argmax(dim=1) == labels).sum())
+                seen += labels.shape[0]
+                progress.update(index, clips.shape[0], loss=loss_value, lr=lr)
         metrics = {
             "loss": total_loss / len(loader),
             "train_top1": correct / max(seen, 1),
@@ -433,7 +569,9 @@ def train_classifier(
             "clips_per_s": progress.clips_per_second * world.size,
             "seconds": time.perf_counter() - began,
         }
-        run.log_epoch(epoch, metrics)
+        run.log_epoch(epoch, metrics, label)
+        if world.is_main:
+            unreadable = report_unreadable(dataset, f"{label} {epoch + 1}/{config.epochs}", unreadable)
         save_if_due(run, config, epoch, step, trained, optimizer, dataset, classes=dataset.classes)
     return metrics
 
@@ -457,22 +595,27 @@ def clip_outputs(
         ``valid`` is False for videos skipped as unreadable.
     """
     loader = build_loader(dataset, config, world, train=False, batch_size=config.eval_batch_size * world.size)
-    progress = Progress(len(loader), label, world)
     results: torch.Tensor | None = None
     seen = torch.zeros(len(dataset), dtype=torch.bool, device=world.device)
-    for index, (clips, _, videos) in enumerate(loader, 1):
-        clips = clips.to(world.device, non_blocking=True)
-        with autocast(config, world):
-            out = forward(augment(clips).flatten(0, 1)).float()
-        per_video = out.view(clips.shape[0], clips.shape[1], -1).mean(dim=1)
-        videos = videos.to(world.device)
-        per_video, videos = all_gather_padded(per_video, videos)
-        if results is None:
-            results = torch.zeros(len(dataset), per_video.shape[1], device=world.device)
-        results[videos] = per_video
-        seen[videos] = True
-        progress.update(index, clips.shape[0] * clips.shape[1])
+    with Progress(len(loader), label, world) as progress:
+        for index, (clips, _, videos) in enumerate(loader, 1):
+            clips = clips.to(world.device, non_blocking=True)
+            with autocast(config, world):
+                out = forward(augment(clips).flatten(0, 1)).float()
+            per_video = out.view(clips.shape[0], clips.shape[1], -1).mean(dim=1)
+            videos = videos.to(world.device)
+            per_video, videos = all_gather_padded(per_video, videos)
+            if results is None:
+                results = torch.zeros(len(dataset), per_video.shape[1], device=world.device)
+            results[videos] = per_video
+            seen[videos] = True
+            progress.update(index, clips.shape[0] * clips.shape[1])
     assert results is not None
+    if world.is_main:
+        logger.info(
+            "%s: %d videos in %.1f s (%.1f clips/s)", label, len(dataset), progress.seconds, progress.clips_per_second
+        )
+        report_unreadable(dataset, label)
     broken = int((~torch.isfinite(results[seen])).any(dim=1).sum())  # once per evaluation, not per step
     if broken:
         source = getattr(config, "pretrained", "") or config.out

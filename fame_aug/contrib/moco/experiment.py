@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from fame_aug._checks import MASK_MODES
 from fame_aug.contrib.moco.config import COMMANDS, PretrainConfig, resolve_config
 from fame_aug.contrib.moco.distributed import World
+from fame_aug.contrib.moco.engine import log_to_stderr, read_metrics
 from fame_aug.contrib.moco.finetune import finetune
 from fame_aug.contrib.moco.pretrain import pretrain
 from fame_aug.contrib.moco.probe import load_frozen_backbone, probe
@@ -231,17 +232,17 @@ def retrieval_and_neighbours(
         return records[f"{path.parent.name}/{path.name}"]
 
     pairs = [(record(queries.data.videos[q][0]), record(gallery.data.videos[g][0])) for q, g in enumerate(nearest)]
-    colours = np.array([[a["colour"], b["colour"]] for a, b in pairs], dtype=np.float64)
-    gallery_colours = np.array([record(path)["colour"] for path, _ in gallery.data.videos], dtype=np.float64)
-    chance_distance = np.linalg.norm(colours[:, 0, None] - gallery_colours[None], axis=-1).mean()
+    colors = np.array([[a["color"], b["color"]] for a, b in pairs], dtype=np.float64)
+    gallery_colors = np.array([record(path)["color"] for path, _ in gallery.data.videos], dtype=np.float64)
+    chance_distance = np.linalg.norm(colors[:, 0, None] - gallery_colors[None], axis=-1).mean()
     results = {
         "R@1": recalls[1],
         "R@5": recalls[5],
         "nn_same_class": float(np.mean([a["label"] == b["label"] for a, b in pairs])),
         "nn_same_background": float(np.mean([a["background"] == b["background"] for a, b in pairs])),
         "nn_same_shape": float(np.mean([a["shape"] == b["shape"] for a, b in pairs])),
-        # object colour distance to the nearest video, relative to the mean over all training videos
-        "nn_colour_distance": float(np.linalg.norm(colours[:, 0] - colours[:, 1], axis=-1).mean() / chance_distance),
+        # object color distance to the nearest video, relative to the mean over all training videos
+        "nn_color_distance": float(np.linalg.norm(colors[:, 0] - colors[:, 1], axis=-1).mean() / chance_distance),
     }
     out.mkdir(parents=True, exist_ok=True)
     done.write_text(json.dumps(results, indent=2))
@@ -332,6 +333,7 @@ def _run_unit_logged(plan: ExperimentPlan, bias: float, seed: int, variant: str)
     """``_run_unit`` with its console output in ``log.txt`` of its folder (runs share the console)."""
     folder = plan.run_folder(bias, seed, variant)
     folder.mkdir(parents=True, exist_ok=True)
+    log_to_stderr()  # a spawned process starts without the command line's logging: the loops' lines go to log.txt
     with (folder / "log.txt").open("a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         return _run_unit(plan, bias, seed, variant)
 
@@ -403,7 +405,7 @@ def markdown_table(summary: Sequence[dict[str, Any]], bias: float, classes: int)
             "nn_same_class",
             "nn_same_background",
             "nn_same_shape",
-            "nn_colour_distance",
+            "nn_color_distance",
         )
         lines.append(f"| {entry['variant']} | {entry['seeds']} | " + " | ".join(_cell(entry, k) for k in keys) + " |")
     return "\n".join(lines)
@@ -464,9 +466,8 @@ def learning_curves(plan: ExperimentPlan, bias: float, variants: Sequence[str]) 
         for seed in plan.seeds:
             metrics = plan.run_folder(bias, seed, variant) / stage / "metrics.csv"
             if metrics.is_file():
-                with metrics.open() as handle:
-                    for row in csv.DictReader(handle):
-                        per_epoch.setdefault(int(row["epoch"]) + 1, []).append(float(row[key]))
+                for row in read_metrics(metrics):
+                    per_epoch.setdefault(int(row["epoch"]), []).append(float(row[key]))
         if per_epoch:
             curves[variant] = [(epoch, statistics.mean(values)) for epoch, values in sorted(per_epoch.items())]
     return curves

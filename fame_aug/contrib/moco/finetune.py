@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -22,7 +23,9 @@ from fame_aug.contrib.moco.engine import (
 from fame_aug.contrib.moco.models import VideoBackbone, create_backbone
 from fame_aug.data import VideoClipDataset, eval_sampler, finetune_sampler, presets
 
-__all__ = ["accuracy", "finetune", "test_classifier"]
+__all__ = ["accuracy", "finetune", "report_test", "test_classifier"]
+
+logger = logging.getLogger(__name__)
 
 
 def accuracy(scores: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
@@ -77,6 +80,23 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     optimizer = build_optimizer(model.parameters(), config)
     metrics = train_classifier(model, classifier, optimizer, data, augment, config, world, run, "finetune")
     model.eval()
-    results = {**metrics, **test_classifier(model, config, world)}
+    tested = test_classifier(model, config, world)
+    report_test(run, "finetune", tested)
+    results = {**metrics, **tested}
     run.write_json("results.json", results)
     return {"run": str(run.path), "checkpoint": str(run.checkpoint), **results}
+
+
+def report_test(run: RunFolder, label: str, tested: dict[str, float]) -> None:
+    """Log the test results of ``test_classifier`` and write them to TensorBoard (at the last epoch)."""
+    if not run.world.is_main:
+        return
+    logger.info(
+        "%s test: top-1 %.1f%%, top-5 %.1f%% over %d videos (%d clips each)",
+        label,
+        100 * tested["top1"],
+        100 * tested["top5"],
+        tested["test_videos"],
+        run.config.eval_clips,
+    )
+    run.log_scalars({"test_top1": tested["top1"], "test_top5": tested["top5"]}, run.config.epochs)

@@ -18,6 +18,7 @@ from fame_aug.contrib.moco.engine import (
     build_loader,
     build_optimizer,
     checked_loss,
+    report_unreadable,
     resume_into,
     save_if_due,
     seed_everything,
@@ -69,23 +70,24 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     start_epoch, step = resume_into(run, moco, optimizer, data)
 
     metrics: dict[str, float] = {}
+    unreadable = 0
     for epoch in range(start_epoch, config.epochs):
         lr = begin_epoch(optimizer, loader, epoch, config)
         model.train()
-        progress = Progress(len(loader), f"pretrain {epoch + 1}/{config.epochs}", world)
         began, total_loss, total_accuracy = time.perf_counter(), 0.0, 0.0
-        for index, (clips, _, _) in enumerate(loader, 1):
-            query, key = augment(clips.to(world.device, non_blocking=True))  # FAME acts on the query view
-            with autocast(config, world):
-                out = model(query, key)  # symmetric MoCo loss; both key batches are enqueued
-            loss_value = checked_loss(out["loss"], epoch, index, run)
-            optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            optimizer.step()
-            step += 1
-            total_loss += loss_value
-            total_accuracy += out["accuracy"].item()
-            progress.update(index, clips.shape[0] * clips.shape[1], loss=loss_value, lr=lr)
+        with Progress(len(loader), f"pretrain {epoch + 1}/{config.epochs}", world) as progress:
+            for index, (clips, _, _) in enumerate(loader, 1):
+                query, key = augment(clips.to(world.device, non_blocking=True))  # FAME acts on the query view
+                with autocast(config, world):
+                    out = model(query, key)  # symmetric MoCo loss; both key batches are enqueued
+                loss_value = checked_loss(out["loss"], epoch, index, run)
+                optimizer.zero_grad(set_to_none=True)
+                out["loss"].backward()
+                optimizer.step()
+                step += 1
+                total_loss += loss_value
+                total_accuracy += out["accuracy"].item()
+                progress.update(index, clips.shape[0] * clips.shape[1], loss=loss_value, lr=lr)
         metrics = {
             "loss": total_loss / len(loader),
             "accuracy": total_accuracy / len(loader),
@@ -94,6 +96,8 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
             "seconds": time.perf_counter() - began,
             "bad_videos": data.num_bad,
         }
-        run.log_epoch(epoch, metrics)
+        run.log_epoch(epoch, metrics, "pretrain")
+        if world.is_main:
+            unreadable = report_unreadable(data, f"pretrain {epoch + 1}/{config.epochs}", unreadable)
         save_if_due(run, config, epoch, step, moco, optimizer, data)
     return {"run": str(run.path), "checkpoint": str(run.checkpoint), "epochs": config.epochs, "step": step, **metrics}

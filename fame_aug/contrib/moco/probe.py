@@ -25,7 +25,7 @@ from fame_aug.contrib.moco.engine import (
     train_classifier,
     wrap_distributed,
 )
-from fame_aug.contrib.moco.finetune import test_classifier
+from fame_aug.contrib.moco.finetune import report_test, test_classifier
 from fame_aug.contrib.moco.models import VideoBackbone, create_backbone
 from fame_aug.data import finetune_sampler, presets
 
@@ -74,6 +74,8 @@ def probe(config: ProbeConfig) -> dict[str, Any]:
     optimizer = build_optimizer(linear.classifier.parameters(), config)
     metrics = train_classifier(model, linear.classifier, optimizer, data, augment, config, world, run, "probe")
     model.eval()
-    results = {**metrics, **test_classifier(model, config, world)}
+    tested = test_classifier(model, config, world)
+    report_test(run, "probe", tested)
+    results = {**metrics, **tested}
     run.write_json("results.json", results)
     return {"run": str(run.path), **results}

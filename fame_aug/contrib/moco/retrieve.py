@@ -8,6 +8,7 @@ similarity) shares its class. Every query counts (the published script dropped s
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from fame_aug.contrib.moco.probe import load_frozen_backbone
 from fame_aug.data import VideoClipDataset, VideoList, eval_sampler, presets
 
 __all__ = ["SplitFeatures", "recall_at_k", "retrieve", "split_dataset", "split_features"]
+
+logger = logging.getLogger(__name__)
 
 
 def recall_at_k(
@@ -101,7 +104,15 @@ def retrieve(config: RetrieveConfig) -> dict[str, Any]:
         results[name] = {f"R@{k}": value for k, value in recalls.items()}
     run.write_json("results.json", results)
     if world.is_main:
-        print(format_recalls(results))
+        logger.info(
+            "retrieval, %d test queries against %d training videos:\n%s",
+            results["queries"],
+            results["gallery"],
+            format_recalls(results),
+        )
+    run.log_scalars(
+        {f"retrieve/{name}/{k}": results[name][k] for name in ("raw", "centered") for k in results[name]}, 0
+    )
     return {"run": str(run.path), **results}
 
 
