@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from fame_aug.contrib.moco.config import resolve_config
-from fame_aug.contrib.moco.pretrain import build_moco
+from fame_aug.contrib.moco.builder import build_moco
+from fame_aug.contrib.moco.resolve import resolve_config
 from fame_aug.data import presets
 
 

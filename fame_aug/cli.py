@@ -16,27 +16,26 @@ import sys
 import textwrap
 import time
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
+from typing import Any, TypeVar
 
-from fame_aug import __version__
-from fame_aug._checks import MASK_MODES
+from fame_aug import MASK_MODES, __version__
 from fame_aug.data.background_bias import BackgroundBiasConfig, make_background_bias_dataset
+
+T = TypeVar("T")
+
+
+def _from_args(cls: type[T], args: argparse.Namespace, **values: Any) -> T:
+    """A dataclass built from the parsed flags named as its fields; ``values`` are given as they are."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    flagged = {name: getattr(args, name) for name in names if name not in values and hasattr(args, name)}
+    return cls(**flagged, **values)
 
 
 def _make_synthetic(args: argparse.Namespace) -> int:
     """Write the background-bias dataset and say how to load it."""
-    config = BackgroundBiasConfig(
-        classes=args.classes,
-        train_per_class=args.train_per_class,
-        test_per_class=args.test_per_class,
-        frames=args.frames,
-        size=args.size,
-        bias=args.bias,
-        pan=args.pan,
-        object_size=tuple(args.object_size),
-        seed=args.seed,
-        codec=args.codec,
-    )
+    config = _from_args(BackgroundBiasConfig, args, object_size=tuple(args.object_size))
     begin = time.perf_counter()
     metadata = make_background_bias_dataset(args.out, config, overwrite=args.overwrite)
     stats = metadata["stats"]
@@ -55,11 +54,11 @@ def _make_synthetic(args: argparse.Namespace) -> int:
 
 def _run_loop(args: argparse.Namespace) -> int:
     """One of the reference loops, configured from preset, file and flags."""
-    from fame_aug.contrib.moco import config as moco_config
     from fame_aug.contrib.moco import finetune, pretrain, probe, retrieve
+    from fame_aug.contrib.moco.arguments import config_from_args
 
     loops = {"pretrain": pretrain, "finetune": finetune, "probe": probe, "retrieve": retrieve}
-    config = moco_config.config_from_args(args.command, args)
+    config = config_from_args(args.command, args)
     result = loops[args.command](config)
     if _is_main_process():
         print(json.dumps(result, indent=2))
@@ -90,19 +89,12 @@ def _experiment(args: argparse.Namespace) -> int:
     """The background-bias experiment: pretrain with and without FAME, probe, retrieve, summarise."""
     from fame_aug.contrib.moco.experiment import QUICK_DATASET, QUICK_OVERRIDES, ExperimentPlan, run_experiment
 
-    plan = ExperimentPlan(
+    plan = _from_args(
+        ExperimentPlan,
+        args,
         out=Path(args.out),
-        biases=args.biases,
-        control=args.control,
-        seeds=args.seeds,
-        variants=args.variants,
-        supervised=args.supervised,
-        pretrain_epochs=args.pretrain_epochs,
-        probe_epochs=args.probe_epochs,
-        supervised_epochs=args.supervised_epochs,
         dataset=QUICK_DATASET if args.quick else {},
         overrides=QUICK_OVERRIDES if args.quick else {},
-        jobs=args.jobs,
     )
     begin = time.perf_counter()
     run_experiment(plan)
@@ -123,12 +115,12 @@ def _visualize(args: argparse.Namespace) -> int:
         )
         print(f"FAME masks ({args.mode}, beta {args.beta}): {masks.mean(axis=(1, 2)).round(3).tolist()} of each frame")
     elif args.figure == "cam":
-        from fame_aug.visualize.cam import cam_figure
+        from fame_aug.contrib.moco.cam import cam_figure
 
         checkpoints = [args.checkpoint] + ([args.compare] if args.compare else [])
         image = cam_figure(checkpoints, args.videos, num_frames=args.frames)
     else:
-        from fame_aug.visualize.retrieval import retrieval_config, retrieval_figure
+        from fame_aug.contrib.moco.retrieval_figure import retrieval_config, retrieval_figure
 
         config = retrieval_config(
             args.checkpoint, data_root=args.data_root, dataset=args.dataset, split_dir=args.split_dir, device="cpu"
@@ -177,7 +169,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         argv: the arguments it will parse, if known: in a loop command's ``--help`` request, the
             ``--preset``, ``--config`` and ``--pretrained`` given choose the defaults shown.
     """
-    from fame_aug.contrib.moco.config import add_config_arguments
+    from fame_aug.contrib.moco.arguments import add_config_arguments
 
     sources = _help_sources(argv)
 
@@ -321,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     diverged (the last good checkpoint is kept); 130 interrupted (Ctrl-C; checkpoints already
     written are kept, a save in progress never replaces one).
     """
-    from fame_aug.contrib.moco.engine import TrainingDiverged, log_to_stderr
+    from fame_aug.contrib.moco.console import log_to_stderr
+    from fame_aug.contrib.moco.run_folder import TrainingDiverged
 
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)

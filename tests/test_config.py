@@ -10,16 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fame_aug.contrib.moco.config import (
-    PRESETS,
-    FinetuneConfig,
-    PretrainConfig,
-    ProbeConfig,
-    add_config_arguments,
-    config_from_args,
-    resolve_config,
-)
-from fame_aug.contrib.moco.engine import build_optimizer, lr_at
+from fame_aug.contrib.moco.arguments import add_config_arguments, config_from_args
+from fame_aug.contrib.moco.config import FinetuneConfig, PretrainConfig, ProbeConfig
+from fame_aug.contrib.moco.recipes import PRESETS
+from fame_aug.contrib.moco.resolve import resolve_config
+from fame_aug.contrib.moco.schedule import build_optimizer, lr_at
 
 
 def test_defaults_are_the_published_recipe() -> None:

@@ -9,14 +9,8 @@ import cv2
 import pytest
 
 from fame_aug.cli import main
-from fame_aug.contrib.moco.experiment import (
-    SUPERVISED_VARIANTS,
-    VARIANTS,
-    ExperimentPlan,
-    line_plot,
-    markdown_table,
-    summarise,
-)
+from fame_aug.contrib.moco.experiment import SUPERVISED_VARIANTS, VARIANTS, ExperimentPlan
+from fame_aug.contrib.moco.reports import line_plot, markdown_table, summarise
 
 ROWS = [
     {"bias": 0.8, "seed": 0, "variant": "baseline", "probe_top1": 0.10, "R@1": 0.2},

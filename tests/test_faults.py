@@ -21,10 +21,10 @@ from tiny_runs import TINY, flags, make_tiny_dataset, tiny_config, tiny_values
 
 from fame_aug import FAME
 from fame_aug.cli import main
-from fame_aug.contrib.moco import engine, pretrain, resolve_config
+from fame_aug.contrib.moco import loaders, pretrain, resolve_config
 from fame_aug.contrib.moco.checkpoint import NonFiniteState, load_checkpoint, non_finite_entries, save_checkpoint
 from fame_aug.contrib.moco.config import SYNTHETIC_ROOT
-from fame_aug.contrib.moco.engine import build_dataset
+from fame_aug.contrib.moco.loaders import build_dataset
 from fame_aug.contrib.moco.moco import MoCo
 from fame_aug.data import UCF101, BadVideoWarning, VideoList, eval_sampler
 
@@ -269,10 +269,10 @@ def test_unreadable_videos_are_counted_in_a_logged_warning(tmp_path: Path, caplo
     with pytest.warns(BadVideoWarning):
         data[0]
     with caplog.at_level(logging.INFO, logger="fame_aug"):
-        assert engine.report_unreadable(data, "pretrain 1/2") == 1
-        assert engine.report_unreadable(data, "pretrain 2/2", before=1) == 1  # nothing new: said once
+        assert loaders.report_unreadable(data, "pretrain 1/2") == 1
+        assert loaders.report_unreadable(data, "pretrain 2/2", before=1) == 1  # nothing new: said once
     (record,) = caplog.records
-    assert record.levelno == logging.WARNING and record.name == "fame_aug.contrib.moco.engine"
+    assert record.levelno == logging.WARNING and record.name == "fame_aug.contrib.moco.loaders"
     assert record.getMessage() == f"pretrain 1/2: 1 of 2 videos are unreadable and skipped ({tmp_path / 'broken.avi'})"
 
 
@@ -401,7 +401,7 @@ def test_the_default_data_root_is_made_on_first_use(tmp_path: Path, monkeypatch:
         made.append(Path(root))
         make_tiny_dataset(Path(root))
 
-    monkeypatch.setattr(engine, "make_background_bias_dataset", make_tiny)
+    monkeypatch.setattr(loaders, "make_background_bias_dataset", make_tiny)
     config = resolve_config("pretrain", "cpu-demo", overrides={"frame_size": [32, 32], "crop_size": 28})
     assert config.data_root == SYNTHETIC_ROOT
     for _ in range(2):  # made once, then read

@@ -26,10 +26,11 @@ from tiny_runs import TINY, flags, make_tiny_dataset, tiny_config, tiny_values
 from fame_aug.cli import main
 from fame_aug.contrib.moco import finetune, pretrain, probe, retrieve
 from fame_aug.contrib.moco.checkpoint import load_checkpoint
+from fame_aug.contrib.moco.console import Progress
 from fame_aug.contrib.moco.distributed import World
-from fame_aug.contrib.moco.engine import Progress, read_metrics
 from fame_aug.contrib.moco.moco import MoCo
 from fame_aug.contrib.moco.retrieve import recall_at_k
+from fame_aug.contrib.moco.run_folder import read_metrics
 
 probe_module = importlib.import_module("fame_aug.contrib.moco.probe")  # the module, not the function
 

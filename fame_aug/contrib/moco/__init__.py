@@ -5,21 +5,16 @@ runs as one process on CPU or GPU, or under ``torchrun --nproc_per_node N``. The
 ``fame-aug pretrain | finetune | probe | retrieve`` calls them.
 """
 
-from fame_aug.contrib.moco.config import (
-    PRESETS,
-    FinetuneConfig,
-    PretrainConfig,
-    ProbeConfig,
-    RetrieveConfig,
-    resolve_config,
-)
-from fame_aug.contrib.moco.engine import TrainingDiverged
+from fame_aug.contrib.moco.config import FinetuneConfig, PretrainConfig, ProbeConfig, RetrieveConfig
 from fame_aug.contrib.moco.finetune import finetune
 from fame_aug.contrib.moco.moco import MoCo
 from fame_aug.contrib.moco.models import create_backbone
 from fame_aug.contrib.moco.pretrain import pretrain
 from fame_aug.contrib.moco.probe import probe
+from fame_aug.contrib.moco.recipes import PRESETS
+from fame_aug.contrib.moco.resolve import resolve_config
 from fame_aug.contrib.moco.retrieve import retrieve
+from fame_aug.contrib.moco.run_folder import TrainingDiverged
 
 __all__ = [
     "PRESETS",

@@ -1,50 +1,56 @@
-"""Run configurations as data: one dataclass per command, presets, files and flag overrides.
+"""Run configurations as data: one dataclass per command, its keys, their checks and choices.
 
-A command's configuration is resolved in this order, later winning:
-
-1. the dataclass defaults, which are the published recipe (SPEC section 2) for that command;
-2. a preset (``ucf101``, ``hmdb51``, ``k400``, ``cpu-demo``): the dataset and model of a setup;
-3. a YAML or JSON file (``preset:`` may be one of its keys);
-4. command-line flags (``--lr 0.05``, ``--milestones 60 80``, ``--no-fame``).
-
-Unknown keys, unknown presets and missing dataset paths are errors before any work starts.
+The defaults are the published recipe for each command (docs/algorithm.md, section 5). Every
+value is checked before any work: types, ranges (``_RANGES``), choices (``CHOICES``) and paths.
+Presets are in :mod:`~fame_aug.contrib.moco.recipes`, resolution from presets, files and flags
+in :mod:`~fame_aug.contrib.moco.resolve`, the command-line flags in
+:mod:`~fame_aug.contrib.moco.arguments`.
 """
 
 from __future__ import annotations
 
-import argparse
-import inspect
-import json
 import math
 import re
-import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
-from fame_aug import _checks
-from fame_aug.contrib.moco.checkpoint import load_checkpoint
+from fame_aug import MASK_MODES, _checks
 from fame_aug.fame import FAME
 
 __all__ = [
-    "PRESETS",
+    "BACKBONE_NAMES",
+    "CACHE_MODES",
+    "CHOICES",
+    "COMMANDS",
+    "DATASETS",
+    "EVALUATION_KEYS",
+    "OPTIMIZERS",
+    "SYNTHETIC_ROOT",
+    "TRAINING_KEYS",
     "FameOptions",
     "FinetuneConfig",
+    "FrozenBackboneConfig",
     "PretrainConfig",
     "ProbeConfig",
     "RetrieveConfig",
     "RunConfig",
-    "add_config_arguments",
     "command_keys",
-    "config_from_args",
     "needs_synthetic_dataset",
-    "resolve_config",
 ]
 
+
 DATASETS = ("synthetic", "ucf101", "hmdb51", "kinetics", "list")
+
+
 BACKBONE_NAMES = ("r2plus1d_18", "r3d_18", "r3d_small", "i3d")
+
+
 CACHE_MODES = ("auto", "memory", "off")
+
+
 OPTIMIZERS = ("sgd", "adamw")
+
+
 # Keys with a fixed set of values: validation refuses others, and --help lists them.
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": DATASETS,
@@ -53,12 +59,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": OPTIMIZERS,
     "schedule": ("step", "cosine"),
     "bn": ("shuffle", "sync"),
-    "fame_mode": _checks.MASK_MODES,
+    "fame_mode": MASK_MODES,
 }
+
 
 # Where the built-in dataset lives unless a run says otherwise (the default and the cpu-demo
 # preset's data_root): the one folder in which a missing dataset is made on first use.
 SYNTHETIC_ROOT = "runs/data/background-bias"
+
 
 # Keys of the training epochs (optimisation, schedule, training clips, checkpoints): commands that
 # train nothing (retrieve) neither list nor take them on the command line.
@@ -78,6 +86,8 @@ TRAINING_KEYS = (
     "save_every",
     "resume",
 )
+
+
 # Keys of the evaluation (clips per test video and their batch): pretraining evaluates nothing.
 EVALUATION_KEYS = ("eval_batch_size", "eval_clips")
 
@@ -253,7 +263,7 @@ class FameOptions:
 
 @dataclass
 class PretrainConfig(RunConfig, FameOptions):
-    """MoCo pretraining with FAME (SPEC section 2: lr 0.01, 200 epochs, steps at 120 and 180).
+    """MoCo pretraining with FAME (docs/algorithm.md section 5: lr 0.01, 200 epochs, steps at 120 and 180).
 
     Attributes:
         moco_dim: embedding size.
@@ -294,7 +304,7 @@ class PretrainConfig(RunConfig, FameOptions):
 
 @dataclass
 class FinetuneConfig(RunConfig, FameOptions):
-    """Supervised fine-tuning (SPEC: lr 0.025, 150 epochs, batch 128, steps at 60 and 120).
+    """Supervised fine-tuning (docs/algorithm.md section 5: lr 0.025, 150 epochs, batch 128, steps at 60 and 120).
 
     Attributes:
         pretrained: checkpoint to start from (pretraining run or backbone weights); empty
@@ -319,20 +329,14 @@ class FinetuneConfig(RunConfig, FameOptions):
 
 
 @dataclass
-class ProbeConfig(RunConfig):
-    """Linear probe on a frozen backbone (SPEC: lr 5, no weight decay, 100 epochs, steps at 60 and 80).
+class FrozenBackboneConfig(RunConfig):
+    """What the commands that use a pretrained backbone as it is (probe, retrieval) share.
 
     Attributes:
-        pretrained: checkpoint of the backbone to probe (required).
+        pretrained: checkpoint of the backbone (required): a pretraining run or backbone weights.
     """
 
-    out: str = "runs/probe"
     pretrained: str = ""
-    batch_size: int = 128
-    epochs: int = 100
-    lr: float = 5.0
-    weight_decay: float = 0.0
-    milestones: list[int] = field(default_factory=lambda: [60, 80])
 
     def check_paths(self) -> None:  # noqa: D102 - documented on the base class
         super().check_paths()
@@ -341,22 +345,30 @@ class ProbeConfig(RunConfig):
 
 
 @dataclass
-class RetrieveConfig(RunConfig):
-    """Video retrieval: test videos query the training videos (SPEC section 2).
+class ProbeConfig(FrozenBackboneConfig):
+    """Linear probe on a frozen backbone (docs/algorithm.md section 5: lr 5, no weight decay, 100 epochs).
+
+    The lr is divided by 10 at epochs 60 and 80; batches of 128.
+    """
+
+    out: str = "runs/probe"
+    batch_size: int = 128
+    epochs: int = 100
+    lr: float = 5.0
+    weight_decay: float = 0.0
+    milestones: list[int] = field(default_factory=lambda: [60, 80])
+
+
+@dataclass
+class RetrieveConfig(FrozenBackboneConfig):
+    """Video retrieval: test videos query the training videos (docs/algorithm.md section 5).
 
     Attributes:
-        pretrained: checkpoint of the backbone (required).
         ks: recall levels.
     """
 
     out: str = "runs/retrieve"
-    pretrained: str = ""
     ks: list[int] = field(default_factory=lambda: [1, 5, 10, 20, 50])
-
-    def check_paths(self) -> None:  # noqa: D102 - documented on the base class
-        super().check_paths()
-        if not self.pretrained or not Path(self.pretrained).is_file():
-            raise ValueError(f"pretrained must name an existing checkpoint, got {self.pretrained!r}")
 
     def validate(self) -> None:  # noqa: D102 - documented on the base class
         super().validate()
@@ -366,6 +378,7 @@ class RetrieveConfig(RunConfig):
 
 # A queue of float32 embeddings above this size is a typo, not a recipe (65536 x 128 is 32 MiB).
 _LARGEST_QUEUE_BYTES = 8 * 2**30
+
 
 # Ranges of numeric config keys: (lowest, highest, lowest excluded); None: unbounded.
 _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
@@ -387,86 +400,6 @@ def _check_range(name: str, value: float, low: float | None, high: float | None,
         lowest, highest = "-inf" if low is None else low, "inf" if high is None else high
         raise ValueError(f"{name} must lie in {'(' if low_excluded else '['}{lowest}, {highest}], got {value}")
 
-
-# The published UCF101 and HMDB51 setups share their model, input size and queue.
-_R2PLUS1D: dict[str, Any] = {"backbone": "r2plus1d_18", "crop_size": 112, "frame_size": [128, 171]}
-_PRETRAIN_QUEUE_2048: dict[str, Any] = {"queue_size": 2048, "batch_size": 64}
-
-# Dataset and model of each setup; the optimisation recipe is each command's defaults.
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "ucf101": {
-        "all": {"dataset": "ucf101", "data_root": "data/UCF-101", "split_dir": "data/ucfTrainTestlist", **_R2PLUS1D},
-        "pretrain": _PRETRAIN_QUEUE_2048,
-        "finetune": {"dropout": 0.7},
-    },
-    "hmdb51": {
-        "all": {"dataset": "hmdb51", "data_root": "data/hmdb51", "split_dir": "data/hmdb51_splits", **_R2PLUS1D},
-        "pretrain": _PRETRAIN_QUEUE_2048,
-        "finetune": {"dropout": 0.5},
-    },
-    "k400": {
-        "all": {
-            "dataset": "kinetics",
-            "data_root": "data/kinetics400",
-            "backbone": "i3d",
-            "crop_size": 224,
-            "frame_size": [256, 341],
-        },
-        "pretrain": {"queue_size": 65536, "batch_size": 64},
-    },
-    "cpu-demo": {
-        # The built-in background-bias dataset on 2 CPU cores: small frames, a small R3D, no
-        # flips (its classes include left-to-right against right-to-left), gentler crops. The
-        # dataset is decoded once into memory (cache "auto"), so no loader workers are needed.
-        # AdamW with a short warm-up fitted fastest in measurements on a validation dataset
-        # (another generator seed); beta 0.2 because the objects are small (README, "cpu-demo").
-        "all": {
-            "dataset": "synthetic",
-            "data_root": SYNTHETIC_ROOT,
-            "backbone": "r3d_small",
-            "backbone_width": 8,
-            "num_frames": 8,
-            "stride": 4,
-            "frame_size": [48, 48],
-            "crop_size": 40,
-            "crop_scale": [0.5, 1.0],
-            "flip": False,
-            "workers": 0,
-            "eval_batch_size": 32,
-            "eval_clips": 4,
-            "device": "cpu",
-        },
-        "pretrain": {
-            "batch_size": 32,
-            # far fewer negatives than training videos: a queue near the dataset's size holds
-            # keys of the query's own video (measured: the loss rises instead of falling)
-            "queue_size": 256,
-            "epochs": 36,
-            "optimizer": "adamw",
-            "lr": 0.003,
-            "weight_decay": 0.05,
-            "warmup_epochs": 2,
-            "schedule": "cosine",
-            "bn_splits": 2,
-            "moco_momentum": 0.99,
-            "fame_mode": "motion",
-            "fame_beta": 0.2,
-        },
-        "finetune": {
-            "batch_size": 32,
-            "epochs": 30,
-            "optimizer": "adamw",
-            "lr": 0.01,
-            "weight_decay": 0.05,
-            "warmup_epochs": 3,
-            "schedule": "cosine",
-            "dropout": 0.5,
-            "fame_mode": "motion",
-            "fame_beta": 0.2,
-        },
-        "probe": {"batch_size": 16, "epochs": 20, "lr": 5.0, "schedule": "cosine"},
-    },
-}
 
 COMMANDS: dict[str, type[RunConfig]] = {
     "pretrain": PretrainConfig,
@@ -519,219 +452,3 @@ def needs_synthetic_dataset(data_root: str | Path) -> bool:
         f"`fame-aug make-synthetic {root}`, or leave data_root at its default {SYNTHETIC_ROOT!r}, "
         f"where it is made on first use"
     )
-
-
-# What a checkpoint's stored config says about the model that later stages must rebuild.
-_MODEL_SETTINGS = ("backbone", "backbone_width")
-
-
-def _pretrained_model_settings(path: str) -> dict[str, Any]:
-    """The backbone settings stored in a fame-aug checkpoint (none for other or unreadable files).
-
-    A damaged file is reported, with its name, where its weights are loaded.
-    """
-    if not path or not Path(path).is_file():
-        return {}
-    try:
-        state = load_checkpoint(path, mmap=True)
-    except ValueError:
-        return {}
-    stored = state.get("config")
-    if not isinstance(stored, dict):
-        return {}
-    return {key: stored[key] for key in _MODEL_SETTINGS if key in stored}
-
-
-def _load_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8-sig")  # a byte-order mark from a Windows editor is fine
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError as error:  # pragma: no cover - pyyaml is a dependency
-            raise ValueError("reading YAML configs needs pyyaml: pip install pyyaml") from error
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as error:
-            raise ValueError(f"config file {path} is not valid YAML: {' '.join(str(error).split())}") from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"config file {path} is not valid JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a mapping of keys to values")
-    return data
-
-
-def _apply(config: RunConfig, values: dict[str, Any], source: str) -> None:
-    known = {f.name: f for f in fields(config)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"{source}: unknown config key(s) {unknown}; valid keys: {sorted(known)}")
-    hints = typing.get_type_hints(type(config))
-    for name, value in values.items():
-        setattr(config, name, _coerce(name, value, hints[name], source))
-
-
-def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
-    origin = typing.get_origin(hint)
-    try:
-        if origin is list:
-            (item,) = typing.get_args(hint)
-            if not isinstance(value, list | tuple):
-                raise TypeError
-            return [item(v) for v in value]
-        if hint is bool:
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
-        if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if hint is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if hint is str and isinstance(value, str):
-            return value
-        raise TypeError
-    except (TypeError, ValueError):
-        raise ValueError(f"{source}: {name} must be {getattr(hint, '__name__', hint)}, got {value!r}") from None
-
-
-def resolve_config(
-    command: str,
-    preset: str | None = None,
-    config_file: str | Path | None = None,
-    overrides: dict[str, Any] | None = None,
-    check_paths: bool = True,
-) -> RunConfig:
-    """Build a command's configuration: defaults, then preset, then file, then overrides.
-
-    Args:
-        command: ``pretrain``, ``finetune``, ``probe`` or ``retrieve``.
-        preset: one of ``PRESETS`` (a file may name one with ``preset:``; the argument wins).
-        config_file: a YAML or JSON mapping of config keys.
-        overrides: keys set last (e.g. from command-line flags).
-        check_paths: also check that the data (and checkpoint) paths exist.
-    """
-    if command not in COMMANDS:
-        raise ValueError(f"command must be one of {sorted(COMMANDS)}, got {command!r}")
-    from_file = _load_file(config_file) if config_file else {}
-    preset = preset or from_file.pop("preset", None)
-    from_file.pop("preset", None)
-    config = COMMANDS[command]()
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; presets: {sorted(PRESETS)}")
-        values = {**PRESETS[preset].get("all", {}), **PRESETS[preset].get(command, {})}
-        _apply(config, values, f"preset {preset!r}")
-    if from_file:
-        _apply(config, from_file, str(config_file))
-    if overrides:
-        _apply(config, overrides, "command line")
-    explicit = {*from_file, *(overrides or {})}
-    for key, value in _pretrained_model_settings(getattr(config, "pretrained", "")).items():
-        if key not in explicit:  # the checkpoint's model wins over a preset's; an explicit key wins over both
-            setattr(config, key, value)
-    config.validate()
-    if check_paths:
-        config.check_paths()
-    return config
-
-
-def add_config_arguments(
-    parser: argparse.ArgumentParser,
-    command: str,
-    preset: str | None = None,
-    config_file: str | Path | None = None,
-    pretrained: str | None = None,
-) -> None:
-    """Add ``--config``, ``--preset`` and one flag per config key ``command`` reads to ``parser``.
-
-    Each flag's help gives the key's description, its choices and its default. The defaults
-    shown are those ``preset``, ``config_file`` and ``pretrained`` (the checkpoint's model) resolve
-    to, when given (what ``--preset`` and the other flags on the same command line choose); the
-    flags themselves default to None, so that only the flags a user gives override a preset or
-    a file. Keys the command does not read (``command_keys``) get no flag: argparse refuses them.
-    """
-    parser.add_argument("--config", help="YAML or JSON file of config keys")
-    parser.add_argument(
-        "--preset",
-        metavar="{" + ",".join(PRESETS) + "}",
-        help="the dataset and model of a setup; with --help, the defaults below are the preset's",
-    )
-    hints = typing.get_type_hints(COMMANDS[command])
-    described = _field_descriptions(COMMANDS[command])
-    shown, source_of = _help_defaults(command, preset, config_file, pretrained)
-    for name in command_keys(command):
-        flag = "--" + name.replace("_", "-")
-        hint = hints[name]
-        if source_of is None:
-            default = f"(default {shown[name]!r}; a --preset may set another)"
-        elif name in source_of:
-            default = f"(default {shown[name]!r}, from {source_of[name]})"
-        else:
-            default = f"(default {shown[name]!r})"
-        help_text = f"{described.get(name, '')} {default}".lstrip().replace("%", "%%")
-        if hint is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif typing.get_origin(hint) is list:
-            (element,) = typing.get_args(hint)
-            parser.add_argument(flag, dest=name, nargs="+", type=element, default=None, help=help_text)
-        else:
-            choices = CHOICES.get(name)
-            parser.add_argument(flag, dest=name, type=hint, default=None, choices=choices, help=help_text)
-
-
-def _help_defaults(
-    command: str, preset: str | None, config_file: str | Path | None, pretrained: str | None
-) -> tuple[dict[str, Any], dict[str, str] | None]:
-    """The defaults ``--help`` shows, and which source set each key that differs from the built-in default.
-
-    Returns:
-        ``(values, sources)``: ``sources`` is None when nothing was given (or what was given
-        cannot be resolved: the run itself reports why), the built-in defaults are shown then.
-    """
-    base = asdict(COMMANDS[command]())
-    stages: list[tuple[str, dict[str, Any]]] = []
-    if preset:
-        stages.append((f"--preset {preset}", {"preset": preset}))
-    if config_file:
-        stages.append((f"--config {config_file}", {**(stages[-1][1] if stages else {}), "config_file": config_file}))
-    if pretrained and "pretrained" in base:
-        resolved = stages[-1][1] if stages else {}
-        stages.append((f"the checkpoint {pretrained}", {**resolved, "overrides": {"pretrained": pretrained}}))
-    if not stages:
-        return base, None
-    values, sources = base, {}
-    try:
-        for source, arguments in stages:
-            now = asdict(resolve_config(command, check_paths=False, **arguments))
-            sources.update({key: source for key, value in now.items() if value != values[key] and key != "pretrained"})
-            values = now
-    except (ValueError, TypeError, OSError):
-        return base, None
-    if "pretrained" in base:  # the flag's own value is no default
-        values["pretrained"] = base["pretrained"]
-    return values, sources
-
-
-def _field_descriptions(cls: type) -> dict[str, str]:
-    """One line per config key, from the ``Attributes:`` sections of the class and its bases."""
-    described: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        doc = inspect.getdoc(klass) or ""
-        if "Attributes:" not in doc:
-            continue
-        section = doc.split("Attributes:", 1)[1]
-        for name, text in re.findall(r"^    (\w+): (.+(?:\n        .+)*)", section, flags=re.M):
-            text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)  # Sphinx roles read as their target in a terminal
-            described[name] = " ".join(text.replace("``", "").split())
-    return described
-
-
-def config_from_args(command: str, args: argparse.Namespace) -> RunConfig:
-    """The configuration that parsed command-line ``args`` describe."""
-    overrides = {name: getattr(args, name) for name in command_keys(command) if getattr(args, name, None) is not None}
-    return resolve_config(command, args.preset, args.config, overrides)

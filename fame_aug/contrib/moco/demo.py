@@ -21,14 +21,8 @@ import numpy as np
 import torch
 
 from fame_aug import FAME
-from fame_aug.contrib.moco.experiment import (
-    QUICK_DATASET,
-    QUICK_OVERRIDES,
-    ExperimentPlan,
-    markdown_table,
-    run_experiment,
-    summarise,
-)
+from fame_aug.contrib.moco.experiment import QUICK_DATASET, QUICK_OVERRIDES, ExperimentPlan, run_experiment
+from fame_aug.contrib.moco.reports import markdown_table, summarise
 from fame_aug.data import UCF101, BackgroundBiasConfig, eval_sampler, to_float_clips, to_uint8_clips
 from fame_aug.visualize import mask_figure, write_png
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
-__all__ = ["World", "all_gather_no_grad", "init_world", "shuffled_forward"]
+__all__ = ["World", "all_gather_no_grad", "all_gather_padded", "init_world", "shuffled_forward", "wrap_distributed"]
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,27 @@ def shuffled_forward(module: torch.nn.Module, batch: torch.Tensor, splits: int =
     restored = torch.empty_like(encoded)
     restored[order] = encoded
     return restored
+
+
+def wrap_distributed(model: nn.Module, world: World) -> nn.Module:
+    """``model`` in DistributedDataParallel when there are several processes."""
+    if not world.distributed:
+        return model
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[world.device] if world.device.type == "cuda" else None
+    )
+
+
+def all_gather_padded(values: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather rows and their video indices from every process, even when batch sizes differ."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values, indices
+    size = torch.tensor([values.shape[0]], device=values.device)
+    largest = int(all_gather_no_grad(size).max())
+    padded = torch.zeros(largest, values.shape[1], device=values.device, dtype=values.dtype)
+    padded[: values.shape[0]] = values
+    padded_indices = torch.full((largest,), -1, device=indices.device, dtype=indices.dtype)
+    padded_indices[: indices.shape[0]] = indices
+    gathered, gathered_indices = all_gather_no_grad(padded), all_gather_no_grad(padded_indices)
+    keep = gathered_indices >= 0
+    return gathered[keep], gathered_indices[keep]

@@ -15,13 +15,15 @@ Results go to the run folder: ``runs.csv`` (one row per run), ``summary_by_varia
 (mean and standard deviation over seeds), ``probe_vs_bias.png``, ``learning_curves.png`` and
 ``mask_quality.json``. Finished stages are reused,
 so an interrupted experiment continues where it stopped.
+
+The diagnostics are in :mod:`~fame_aug.contrib.moco.diagnostics`, the tables and plots in
+:mod:`~fame_aug.contrib.moco.reports`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import itertools
 import json
 import math
 import multiprocessing
@@ -32,23 +34,19 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from fame_aug._checks import MASK_MODES
-from fame_aug.contrib.moco.config import COMMANDS, PretrainConfig, resolve_config
-from fame_aug.contrib.moco.distributed import World
-from fame_aug.contrib.moco.engine import log_to_stderr, read_metrics
+from fame_aug import MASK_MODES
+from fame_aug.contrib.moco.config import COMMANDS
+from fame_aug.contrib.moco.console import log_to_stderr
+from fame_aug.contrib.moco.diagnostics import mask_quality, retrieval_and_neighbours
 from fame_aug.contrib.moco.finetune import finetune
 from fame_aug.contrib.moco.pretrain import pretrain
-from fame_aug.contrib.moco.probe import load_frozen_backbone, probe
-from fame_aug.contrib.moco.retrieve import recall_at_k, split_features
-from fame_aug.data import MOTIONS, BackgroundBiasConfig, make_background_bias_dataset, to_float_clips
-from fame_aug.data.background_bias import render_video
-from fame_aug.data.synthetic import BACKGROUND_KINDS
-from fame_aug.functional import foreground_mask
+from fame_aug.contrib.moco.probe import probe
+from fame_aug.contrib.moco.reports import line_plot, markdown_table, summarise
+from fame_aug.contrib.moco.resolve import resolve_config
+from fame_aug.contrib.moco.run_folder import read_metrics
+from fame_aug.data import BackgroundBiasConfig, make_background_bias_dataset
 
 __all__ = [
     "QUICK_DATASET",
@@ -56,9 +54,10 @@ __all__ = [
     "SUPERVISED_VARIANTS",
     "VARIANTS",
     "ExperimentPlan",
+    "learning_curves",
     "run_experiment",
-    "summarise",
 ]
+
 
 # MoCo pretraining without FAME and with FAME in each mask mode: the folder under each seed,
 # and the pretraining keys.
@@ -66,6 +65,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "baseline": {"fame": False},
     **{f"fame-{mode}": {"fame": True, "fame_mode": mode} for mode in MASK_MODES},
 }
+
+
 # Supervised training from scratch on the training split, plain and with FAME on the training
 # clips (each keeping its own label): the folder under each seed, and the fine-tuning keys.
 SUPERVISED_VARIANTS: dict[str, dict[str, Any]] = {
@@ -76,6 +77,8 @@ SUPERVISED_VARIANTS: dict[str, dict[str, Any]] = {
 
 # A tiny run that only checks that everything works (``--quick``): its dataset and stage settings.
 QUICK_DATASET: dict[str, Any] = {"classes": 3, "train_per_class": 4, "test_per_class": 2, "frames": 16, "size": 32}
+
+
 QUICK_OVERRIDES: dict[str, Any] = {
     "frame_size": [32, 32],
     "crop_size": 28,
@@ -204,88 +207,6 @@ def _check_same_settings(config: Any, out: Path) -> None:
         )
 
 
-@torch.no_grad()
-def retrieval_and_neighbours(
-    checkpoint: str, data_root: Path, overrides: dict[str, Any], out: Path
-) -> dict[str, float]:
-    """Retrieval R@1 and R@5, and what each test video's nearest training video shares with it.
-
-    Test videos query the training videos with raw features. Besides recall, the nearest training
-    video's class, background family, object shape and colour are compared with the query's.
-    Results are kept in ``out/results.json`` and reused.
-    """
-    done = out / "results.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    known = {f.name for f in fields(COMMANDS["retrieve"])}
-    values = {k: v for k, v in overrides.items() if k in known}
-    config = resolve_config("retrieve", "cpu-demo", overrides={**values, "pretrained": checkpoint, "out": str(out)})
-    backbone = load_frozen_backbone(config)  # type: ignore[arg-type]
-    world = World()
-    gallery, queries = (split_features(backbone, config, world, split) for split in ("train", "test"))
-    recalls = recall_at_k(queries.features, queries.labels, gallery.features, gallery.labels, [1, 5])
-    similarity = F.normalize(queries.features, dim=1) @ F.normalize(gallery.features, dim=1).T
-    nearest = similarity.argmax(dim=1).tolist()
-    records = {r["path"]: r for r in json.loads((data_root / "metadata.json").read_text())["videos"]}
-
-    def record(path: Path) -> dict[str, Any]:
-        return records[f"{path.parent.name}/{path.name}"]
-
-    pairs = [(record(queries.data.videos[q][0]), record(gallery.data.videos[g][0])) for q, g in enumerate(nearest)]
-    colors = np.array([[a["color"], b["color"]] for a, b in pairs], dtype=np.float64)
-    gallery_colors = np.array([record(path)["color"] for path, _ in gallery.data.videos], dtype=np.float64)
-    chance_distance = np.linalg.norm(colors[:, 0, None] - gallery_colors[None], axis=-1).mean()
-    results = {
-        "R@1": recalls[1],
-        "R@5": recalls[5],
-        "nn_same_class": float(np.mean([a["label"] == b["label"] for a, b in pairs])),
-        "nn_same_background": float(np.mean([a["background"] == b["background"] for a, b in pairs])),
-        "nn_same_shape": float(np.mean([a["shape"] == b["shape"] for a, b in pairs])),
-        # object color distance to the nearest video, relative to the mean over all training videos
-        "nn_color_distance": float(np.linalg.norm(colors[:, 0] - colors[:, 1], axis=-1).mean() / chance_distance),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    done.write_text(json.dumps(results, indent=2))
-    return results
-
-
-def mask_quality(
-    dataset: dict[str, Any], config: PretrainConfig, modes: Sequence[str], videos: int = 64
-) -> dict[str, dict[str, float]]:
-    """How well each FAME mask mode finds the moving object on the experiment's dataset.
-
-    Measured on freshly rendered videos of the experiment's dataset settings, where the object is
-    known, at the training frame size, over the frames of one training clip: ``recall`` is the
-    share of the object's pixels (union over the clip) that the mask keeps, ``precision`` the
-    share of the kept pixels that the object covers at some frame (the rest is the clip's own
-    background, which FAME carries along). ``config`` gives the clip (frames, stride, frame
-    size) and FAME's beta.
-    """
-    frame_size, data = config.frame_size[0], BackgroundBiasConfig(**dataset)
-    span = (config.num_frames - 1) * config.stride + 1
-    frames = np.linspace(0, min(span, data.frames) - 1, config.num_frames).round().astype(int)  # one clip
-    rng = np.random.default_rng(1234)
-    clips, objects = [], []
-    for n in range(videos):
-        motion, family = MOTIONS[n % data.classes], BACKGROUND_KINDS[int(rng.integers(data.classes))]
-        video, masks, _ = render_video(motion, family, data.frames, data.size, rng, object_size=data.object_size)
-        clips.append(
-            np.stack([cv2.resize(f, (frame_size, frame_size), interpolation=cv2.INTER_AREA) for f in video[frames]])
-        )
-        objects.append(
-            np.stack([cv2.resize(m.astype(np.uint8), (frame_size, frame_size)) for m in masks[frames]]).any(0)
-        )
-    video = to_float_clips(np.stack(clips))
-    swept = torch.from_numpy(np.stack(objects))
-    results: dict[str, dict[str, float]] = {"recall": {}, "precision": {}}
-    for mode in modes:
-        kept = foreground_mask(video, beta=config.fame_beta, mode=mode)
-        hits = (kept & swept).sum(dim=(1, 2)).float()
-        results["recall"][mode] = float((hits / swept.sum(dim=(1, 2))).mean())
-        results["precision"][mode] = float((hits / kept.sum(dim=(1, 2))).mean())
-    return results
-
-
 def run_experiment(plan: ExperimentPlan) -> list[dict[str, Any]]:
     """Run every (bias, seed, variant) of ``plan`` and write the outputs; returns one row per run.
 
@@ -359,97 +280,6 @@ def _run_unit(plan: ExperimentPlan, bias: float, seed: int, variant: str) -> dic
 def _epochs(epochs: int | None) -> dict[str, int]:
     """The ``epochs`` key when the plan sets it (the preset's otherwise)."""
     return {} if epochs is None else {"epochs": epochs}
-
-
-def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and standard deviation over seeds of every metric, per (bias, variant)."""
-    groups: dict[tuple[float, str], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault((row["bias"], row["variant"]), []).append(row)
-    summary = []
-    for (bias, variant), members in groups.items():
-        entry: dict[str, Any] = {"bias": bias, "variant": variant, "seeds": len(members)}
-        for key in members[0]:
-            values = [m[key] for m in members if isinstance(m.get(key), int | float) and key not in ("bias", "seed")]
-            if values and len(values) == len(members):
-                entry[key] = statistics.mean(values)
-                entry[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-        summary.append(entry)
-    return summary
-
-
-_CONTROL_NOTE = " (control: backgrounds independent of the class)"
-
-
-def _cell(entry: dict[str, Any], key: str) -> str:
-    if key not in entry:
-        return "-"
-    return f"{100 * entry[key]:.1f} ± {100 * entry[f'{key}_std']:.1f}"
-
-
-def markdown_table(summary: Sequence[dict[str, Any]], bias: float, classes: int) -> str:
-    """The table of one bias level: probe and retrieval (mean ± std over seeds, %) and the diagnostic."""
-    lines = [
-        f"Bias {bias:g}{_CONTROL_NOTE if math.isclose(bias, 1 / classes) else ''}, {classes} classes "
-        f"(chance {100 / classes:.1f}%); mean ± std over seeds, in %.",
-        "",
-        "| model | seeds | top-1 (test; linear probe if pretrained) | R@1 | R@5 | nearest shares class "
-        "| background | shape | colour distance |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for entry in (e for e in summary if e["bias"] == bias):
-        keys = (
-            "probe_top1",
-            "R@1",
-            "R@5",
-            "nn_same_class",
-            "nn_same_background",
-            "nn_same_shape",
-            "nn_color_distance",
-        )
-        lines.append(f"| {entry['variant']} | {entry['seeds']} | " + " | ".join(_cell(entry, k) for k in keys) + " |")
-    return "\n".join(lines)
-
-
-def line_plot(
-    series: dict[str, list[tuple[float, float]]], title: str, path: Path, reference: float | None = None
-) -> Path:
-    """Lines of ``(x, y)`` points, y a fraction drawn in %, one colour per series, with OpenCV.
-
-    ``reference`` draws a grey horizontal line (chance). Series named ``supervised*`` are thin.
-    """
-    plot_width, height, margin, legend_width = 640, 420, 60, 230
-    image = np.full((height, plot_width + legend_width, 3), 255, np.uint8)
-    xs = [x for points in series.values() for x, _ in points]
-    top = max([y for points in series.values() for _, y in points] + [reference or 0.0]) * 1.15 or 1.0
-    low, high = min(xs), max(xs)
-
-    def point(x: float, y: float) -> tuple[int, int]:
-        across = margin + (x - low) / max(high - low, 1e-9) * (plot_width - 2 * margin)
-        return int(across), int(height - margin - y / top * (height - 2 * margin))
-
-    font, black = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0)
-    cv2.rectangle(image, (margin, margin), (plot_width - margin, height - margin), black, 1)
-    for tick in np.linspace(0, top, 5):
-        cv2.putText(image, f"{100 * tick:.0f}%", (5, point(low, tick)[1] + 4), font, 0.4, black, 1, cv2.LINE_AA)
-    for tick in sorted(set(xs)) if len(set(xs)) <= 6 else np.linspace(low, high, 6):
-        at = (point(tick, 0)[0] - 12, height - margin + 18)
-        cv2.putText(image, f"{tick:g}", at, font, 0.45, black, 1, cv2.LINE_AA)
-    if reference is not None:
-        cv2.line(image, point(low, reference), point(high, reference), (150, 150, 150), 1, cv2.LINE_AA)
-    palette = [(200, 60, 60), (40, 120, 220), (40, 160, 60), (160, 90, 200), (230, 140, 30), (20, 170, 170)]
-    for n, (name, points) in enumerate(series.items()):
-        colour, thickness = palette[n % len(palette)], 1 if name.startswith("supervised") else 2
-        drawn = [point(x, y) for x, y in sorted(points)]
-        for a, b in itertools.pairwise(drawn):
-            cv2.line(image, a, b, colour, thickness, cv2.LINE_AA)
-        if len(drawn) < 12:
-            for p in drawn:
-                cv2.circle(image, p, 4, colour, -1, cv2.LINE_AA)
-        cv2.putText(image, name, (plot_width - margin + 15, margin + 12 + 20 * n), font, 0.45, colour, 1, cv2.LINE_AA)
-    cv2.putText(image, title, (margin, 30), font, 0.5, black, 1, cv2.LINE_AA)
-    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    return path
 
 
 def learning_curves(plan: ExperimentPlan, bias: float, variants: Sequence[str]) -> dict[str, list[tuple[float, float]]]:

@@ -14,31 +14,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fame_aug.contrib.moco.checkpoint import load_backbone_weights
+from fame_aug.contrib.moco.builder import load_frozen_backbone
 from fame_aug.contrib.moco.config import ProbeConfig
-from fame_aug.contrib.moco.distributed import init_world
-from fame_aug.contrib.moco.engine import (
-    RunFolder,
-    build_dataset,
-    build_optimizer,
-    seed_everything,
-    train_classifier,
-    wrap_distributed,
-)
-from fame_aug.contrib.moco.finetune import report_test, test_classifier
-from fame_aug.contrib.moco.models import VideoBackbone, create_backbone
+from fame_aug.contrib.moco.distributed import init_world, wrap_distributed
+from fame_aug.contrib.moco.engine import classification_step, seed_everything, train
+from fame_aug.contrib.moco.evaluation import evaluate_classifier, report_test
+from fame_aug.contrib.moco.loaders import build_dataset
+from fame_aug.contrib.moco.models import VideoBackbone
+from fame_aug.contrib.moco.run_folder import RunFolder
+from fame_aug.contrib.moco.schedule import build_optimizer
 from fame_aug.data import finetune_sampler, presets
 
-__all__ = ["LinearProbe", "load_frozen_backbone", "probe"]
-
-
-def load_frozen_backbone(config: ProbeConfig) -> VideoBackbone:
-    """The pretrained backbone of ``config.pretrained``, without classifier, frozen, in eval mode."""
-    extra = {"width": config.backbone_width} if config.backbone == "r3d_small" else {}
-    backbone = create_backbone(config.backbone, num_classes=0, **extra)
-    load_backbone_weights(backbone, config.pretrained)
-    backbone.requires_grad_(False)
-    return backbone.eval()
+__all__ = ["LinearProbe", "probe"]
 
 
 class LinearProbe(nn.Module):
@@ -72,9 +59,10 @@ def probe(config: ProbeConfig) -> dict[str, Any]:
     linear = LinearProbe(load_frozen_backbone(config), len(data.classes)).to(world.device)
     model = wrap_distributed(linear, world)
     optimizer = build_optimizer(linear.classifier.parameters(), config)
-    metrics = train_classifier(model, linear.classifier, optimizer, data, augment, config, world, run, "probe")
+    step = classification_step(model, augment, config, world)
+    metrics = train(step, model, linear.classifier, optimizer, data, config, world, run, "probe", classes=data.classes)
     model.eval()
-    tested = test_classifier(model, config, world)
+    tested = evaluate_classifier(model, config, world)
     report_test(run, "probe", tested)
     results = {**metrics, **tested}
     run.write_json("results.json", results)

@@ -17,10 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fame_aug.contrib.moco.builder import load_frozen_backbone
 from fame_aug.contrib.moco.config import RetrieveConfig, RunConfig
 from fame_aug.contrib.moco.distributed import World, init_world
-from fame_aug.contrib.moco.engine import RunFolder, build_dataset, clip_outputs, seed_everything
-from fame_aug.contrib.moco.probe import load_frozen_backbone
+from fame_aug.contrib.moco.engine import seed_everything
+from fame_aug.contrib.moco.evaluation import clip_outputs
+from fame_aug.contrib.moco.loaders import build_dataset
+from fame_aug.contrib.moco.run_folder import RunFolder
 from fame_aug.data import VideoClipDataset, VideoList, eval_sampler, presets
 
 __all__ = ["SplitFeatures", "recall_at_k", "retrieve", "split_dataset", "split_features"]

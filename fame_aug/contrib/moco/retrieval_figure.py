@@ -10,10 +10,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fame_aug.contrib.moco.builder import load_frozen_backbone
 from fame_aug.contrib.moco.checkpoint import load_checkpoint
-from fame_aug.contrib.moco.config import RetrieveConfig, resolve_config
+from fame_aug.contrib.moco.config import RetrieveConfig
 from fame_aug.contrib.moco.distributed import World
-from fame_aug.contrib.moco.probe import load_frozen_backbone
+from fame_aug.contrib.moco.resolve import resolve_config
 from fame_aug.contrib.moco.retrieve import split_features
 from fame_aug.data import center_crop, open_video
 from fame_aug.visualize.figures import stack_images, tile_row, upscale

@@ -3,6 +3,7 @@
 The classifier's weights for the predicted class, applied to the last convolutional feature
 map, give a (T', H', W') map of where the evidence for that class lies; it is upsampled to the
 clip's frames in space and time and drawn as a heat map (Figure 2 of the FAME supplementary).
+A figure of a trained model, so it lives with the training code.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fame_aug.contrib.moco.builder import build_backbone
 from fame_aug.contrib.moco.checkpoint import load_checkpoint
-from fame_aug.contrib.moco.models import VideoBackbone, create_backbone
+from fame_aug.contrib.moco.models import VideoBackbone
 from fame_aug.data import center_crop, open_video, to_float_clips
 from fame_aug.data.presets import KINETICS_MEAN, KINETICS_STD
 from fame_aug.visualize.figures import clip_rows_figure, heatmap_overlay
@@ -34,8 +36,7 @@ def load_classifier(
         raise ValueError(
             f"{path} is not a fine-tuning checkpoint (no classes): class activation maps need a classifier"
         )
-    extra = {"width": config.get("backbone_width", 16)} if config["backbone"] == "r3d_small" else {}
-    model = create_backbone(config["backbone"], num_classes=len(classes), **extra)
+    model = build_backbone(config, num_classes=len(classes))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), list(classes), config
 

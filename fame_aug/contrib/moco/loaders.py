@@ -1,0 +1,100 @@
+"""The configured dataset and its loader: one entry point each, as the loops need them."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader, DistributedSampler
+
+from fame_aug.contrib.moco.config import RunConfig, needs_synthetic_dataset
+from fame_aug.contrib.moco.distributed import World
+from fame_aug.data import (
+    HMDB51,
+    UCF101,
+    ClipSampler,
+    KineticsFolder,
+    VideoClipDataset,
+    VideoList,
+    collate_clips,
+    make_background_bias_dataset,
+)
+
+__all__ = ["build_dataset", "build_loader", "report_unreadable"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_dataset(config: RunConfig, train: bool, sampler: ClipSampler) -> VideoClipDataset:
+    """The training or test split of the configured dataset."""
+    dataset = _open_dataset(config, train, sampler)
+    if dataset.cache:
+        dataset.preload()  # before any DataLoader worker starts: the workers share the frames
+    return dataset
+
+
+def _open_dataset(config: RunConfig, train: bool, sampler: ClipSampler) -> VideoClipDataset:
+    cache = config.cache == "memory" or (config.cache == "auto" and config.dataset == "synthetic")
+    options: dict[str, Any] = {
+        "sampler": sampler,
+        "frame_size": tuple(config.frame_size),
+        "seed": config.seed,
+        "cache": cache,
+    }
+    root = Path(config.data_root)
+    if config.dataset == "synthetic":
+        if needs_synthetic_dataset(root):  # only in the default folder; elsewhere a clear error
+            logger.info("making the built-in background-bias dataset in %s (first use)", root)
+            make_background_bias_dataset(root)
+        return UCF101(root / "videos", root / "splits", split=1, train=train, **options)
+    split_dir = config.split_dir or None
+    if config.dataset == "ucf101":
+        return UCF101(root, split_dir, split=config.split, train=train, **options)
+    if config.dataset == "hmdb51":
+        return HMDB51(root, split_dir, split=config.split, train=train, **options)
+    if config.dataset == "kinetics":
+        classes = (
+            sorted(p.name for p in (root / "train").iterdir() if p.is_dir()) if (root / "train").is_dir() else None
+        )
+        return KineticsFolder(root, "train" if train else "val", classes=classes, **options)
+    listing = config.train_list if train else config.test_list
+    if not listing:
+        raise ValueError(f"dataset 'list' needs {'train_list' if train else 'test_list'}")
+    return VideoList(listing, **options)
+
+
+def build_loader(
+    dataset: VideoClipDataset, config: RunConfig, world: World, train: bool, batch_size: int | None = None
+) -> DataLoader:
+    """A loader of this process's share of ``dataset``; ``batch_size`` is the global batch."""
+    total = batch_size or config.batch_size
+    if total % world.size:
+        raise ValueError(f"batch size {total} must be a multiple of the number of processes {world.size}")
+    sampler = DistributedSampler(dataset, shuffle=train, seed=config.seed) if world.distributed else None
+    return DataLoader(
+        dataset,
+        batch_size=total // world.size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        num_workers=config.workers,
+        collate_fn=collate_clips,
+        pin_memory=world.device.type == "cuda",
+        drop_last=False,
+    )
+
+
+def report_unreadable(dataset: VideoClipDataset, label: str, before: int = 0) -> int:
+    """Log a warning when more of ``dataset``'s videos were skipped as unreadable than ``before``.
+
+    Each skipped video was named in a ``BadVideoWarning`` when it was met; this says how many
+    there are, once per epoch or evaluation at most.
+
+    Returns:
+        The count now, to pass as ``before`` next time.
+    """
+    count = dataset.num_bad
+    if count > before:
+        names = ", ".join(str(path) for path in dataset.bad_videos[:3]) + (", ..." if count > 3 else "")
+        logger.warning("%s: %d of %d videos are unreadable and skipped (%s)", label, count, len(dataset), names)
+    return count

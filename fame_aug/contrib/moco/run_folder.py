@@ -1,0 +1,182 @@
+"""A run's folder: its config, its metrics (one row per epoch), its checkpoint, TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from fame_aug.contrib.moco.checkpoint import (
+    NonFiniteState,
+    capture_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+)
+from fame_aug.contrib.moco.config import RunConfig
+from fame_aug.contrib.moco.distributed import World
+
+__all__ = ["RunFolder", "TrainingDiverged", "read_metrics"]
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the training state became NaN or infinite; the last good checkpoint is kept."""
+
+
+# Config keys that decide the shapes of a run's model and optimiser state: a checkpoint made with
+# others cannot be resumed.
+_MODEL_KEYS = ("backbone", "backbone_width", "moco_dim", "queue_size", "dataset", "optimizer")
+
+
+def read_metrics(path: Path) -> list[dict[str, str]]:
+    """The rows of a run's ``metrics.csv``, epochs numbered from 1 (as the progress display shows them).
+
+    Files written by fame-aug 0.1.0 numbered epochs from 0; their rows are renumbered.
+
+    Raises:
+        ValueError: naming the file, if it is damaged.
+    """
+    try:
+        with path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        shift = 1 if rows and int(rows[0]["epoch"]) == 0 else 0
+        for row in rows:
+            row["epoch"] = str(int(row["epoch"]) + shift)
+    except (ValueError, KeyError, TypeError, csv.Error) as error:
+        raise ValueError(f"{path} is damaged ({error}); repair or delete it to resume") from None
+    return rows
+
+
+class RunFolder:
+    """The run's folder: config.json, metrics.csv (one row per epoch), checkpoint.pt, TensorBoard.
+
+    Only the main process writes. Epochs are numbered from 1 in metrics.csv, TensorBoard and the
+    console alike: row N is the Nth epoch, and a checkpoint whose ``epoch`` is N holds rows 1 to
+    N. Checkpoints are atomic; on resume, metrics rows of epochs the checkpoint does not cover
+    are dropped, so the CSV matches the state.
+    """
+
+    def __init__(self, config: RunConfig, world: World, checkpoints: bool = True) -> None:
+        self.path, self.world, self.config = Path(config.out), world, config
+        self.checkpoint = self.path / "checkpoint.pt"
+        self.metrics = self.path / "metrics.csv"
+        self.writer: Any = None
+        self._epoch_seconds: list[float] = []  # the epochs of this session, for the ETA
+        if world.is_main:
+            self.path.mkdir(parents=True, exist_ok=True)
+            if checkpoints and not config.resume and self.checkpoint.exists():
+                raise ValueError(f"{self.checkpoint} exists: pass --resume to continue it, or choose another --out")
+            (self.path / "config.json").write_text(json.dumps(asdict(config), indent=2))
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.path / "tensorboard"))
+            except Exception:  # tensorboard is optional
+                self.writer = None
+
+    def resume(self) -> dict[str, Any] | None:
+        """The checkpoint to continue from, if ``resume`` is set and one exists.
+
+        Raises:
+            ValueError: naming the file, if the checkpoint is not this run's (another model, a
+                damaged or foreign file) or ``metrics.csv`` is damaged.
+        """
+        if not self.config.resume:
+            return None
+        if not self.checkpoint.is_file():
+            raise ValueError(f"--resume: no checkpoint at {self.checkpoint}")
+        state = load_checkpoint(self.checkpoint, self.world.device)
+        missing = sorted({"model", "optimizer", "epoch", "step", "rng", "config"} - set(state))
+        if missing:
+            raise ValueError(f"{self.checkpoint} is not a fame-aug training checkpoint (it lacks {missing})")
+        epoch, step = state["epoch"], state["step"]
+        if not (isinstance(epoch, int) and isinstance(step, int) and 0 <= epoch <= self.config.epochs and step >= 0):
+            raise ValueError(
+                f"{self.checkpoint}: epoch {epoch!r} and step {step!r} cannot be resumed to {self.config.epochs} epochs"
+            )
+        stored = state["config"] if isinstance(state["config"], dict) else {}
+        now = asdict(self.config)
+        changed = [k for k in _MODEL_KEYS if k in now and k in stored and stored[k] != now[k]]
+        if changed:
+            details = ", ".join(f"{k} {stored[k]!r} -> {now[k]!r}" for k in changed)
+            raise ValueError(f"{self.checkpoint} was trained with other model settings ({details}); use another --out")
+        if self.world.is_main and self.metrics.is_file():
+            self._write_rows([r for r in read_metrics(self.metrics) if int(r["epoch"]) <= epoch])
+        if self.world.is_main:
+            total = self.config.epochs
+            left = f"{total - epoch} more to train" if epoch < total else "nothing left to train"
+            logger.info("resumed from %s at epoch %d of %d (step %d); %s", self.checkpoint, epoch, total, step, left)
+        return state
+
+    def kept(self) -> str:
+        """What the run leaves behind when it stops early: the last good checkpoint, if there is one."""
+        if self.checkpoint.is_file():
+            return f"The last good checkpoint is kept at {self.checkpoint}"
+        return "No checkpoint had been written yet"
+
+    def _write_rows(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            self.metrics.unlink(missing_ok=True)
+            return
+        with self.metrics.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def log_epoch(self, epoch: int, values: dict[str, float], label: str = "epoch") -> None:
+        """Record the epoch of index ``epoch`` (from 0): row ``epoch + 1`` of metrics.csv, TensorBoard, one logged line.
+
+        The line reads ``{label} {epoch + 1}/{epochs}: {values}, {clips/s}, {seconds}, elapsed, ETA``
+        (elapsed and the ETA of the run's end count this session's epochs; ``values`` may hold
+        ``clips_per_s`` and ``seconds``, shown in their own words).
+        """
+        if not self.world.is_main:
+            return
+        number = epoch + 1
+        row = {"epoch": number, **values}
+        new = not self.metrics.is_file()
+        with self.metrics.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        self.log_scalars(values, number)
+        self._epoch_seconds.append(float(values.get("seconds", 0.0)))
+        elapsed = sum(self._epoch_seconds)
+        remaining = elapsed / len(self._epoch_seconds) * (self.config.epochs - number)
+        shown = " ".join(f"{k} {v:.4g}" for k, v in values.items() if k not in ("clips_per_s", "seconds", "bad_videos"))
+        timing = [f"{values['clips_per_s']:.1f} clips/s"] if "clips_per_s" in values else []
+        timing += [f"{self._epoch_seconds[-1]:.1f} s"] if "seconds" in values else []
+        timing += [f"elapsed {tqdm.format_interval(elapsed)}", f"ETA {tqdm.format_interval(remaining)}"]
+        logger.info("%s %d/%d: %s | %s", label, number, self.config.epochs, shown, ", ".join(timing))
+
+    def log_scalars(self, values: dict[str, float], step: int) -> None:
+        """Write ``values`` to TensorBoard at ``step`` (main process, when tensorboard is installed)."""
+        if self.writer is None or not self.world.is_main:
+            return
+        for key, value in values.items():
+            self.writer.add_scalar(key, value, step)
+        self.writer.flush()
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Write the checkpoint (main process), with the random states of this process."""
+        if self.world.is_main:
+            try:
+                save_checkpoint(self.checkpoint, {**state, "rng": capture_rng_state(), "config": asdict(self.config)})
+            except NonFiniteState as error:
+                raise TrainingDiverged(
+                    f"the training state became non-finite; checkpoint {error}. {self.kept()}"
+                ) from None
+
+    def write_json(self, name: str, data: dict[str, Any]) -> Path:
+        """Write ``data`` as ``name`` in the run folder (main process)."""
+        path = self.path / name
+        if self.world.is_main:
+            path.write_text(json.dumps(data, indent=2))
+        return path
