@@ -53,7 +53,7 @@ class NaiveClips(Dataset):
             frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
         capture.release()
         video = np.stack(frames)
-        indices = self.reference.sampler(len(video), self.reference.generator())
+        indices = self.reference.sampler(len(video), self.reference.rng())
         clips = np.stack([[resize_frame(video[i], FRAME_SIZE) for i in clip] for clip in indices])
         return torch.from_numpy(clips), label, index
 

@@ -31,7 +31,7 @@ def reference_foreground_mask(video: torch.Tensor, beta: float = 0.5, refine: bo
     Args:
         video: (B, C, T, H, W) float clips.
         beta: share of pixels kept as foreground.
-        refine: apply the colour refinement (step 3 and 4); ``False`` gives the motion-only mask.
+        refine: apply the color refinement (step 3 and 4); ``False`` gives the motion-only mask.
 
     Returns:
         (B, H, W) bool mask with ``int(beta * H * W)`` True per clip.
@@ -46,7 +46,7 @@ def reference_foreground_mask(video: torch.Tensor, beta: float = 0.5, refine: bo
     saliency = _blur_and_normalise(saliency, kernel_size)
 
     if refine:
-        # Step 3: a per-clip colour model of the mean frame, in quantised HSV.
+        # Step 3: a per-clip color model of the mean frame, in quantised HSV.
         hsv = kornia.color.rgb_to_hsv(video.mean(dim=2))
         hue, sat, val = hsv[:, 0], hsv[:, 1], hsv[:, 2]
         angle = 2 * math.pi * hue  # the published hue detail: hue is already in radians

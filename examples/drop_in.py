@@ -15,7 +15,7 @@ clips, _ = moving_object_clips(num_clips=8, num_frames=16, size=112, seed=0)
 video = to_float_clips(clips)  # (8, 3, 16, 112, 112)
 
 augment = nn.Sequential(
-    # FAME first: it needs whole clips (motion) and raw colours (its colour model).
+    # FAME first: it needs whole clips (motion) and raw colors (its color model).
     FAME(beta=0.5, mode="official", p=1.0),
     # Then the photometric augmentations, one draw per clip shared by its frames.
     K.VideoSequential(

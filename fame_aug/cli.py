@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 from fame_aug import MASK_MODES, __version__
 from fame_aug.data.background_bias import BackgroundBiasConfig, make_background_bias_dataset
 
+__all__ = ["build_parser", "main"]
+
 T = TypeVar("T")
 
 

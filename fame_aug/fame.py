@@ -62,7 +62,7 @@ class FAME(MixAugmentationBaseV2):
           layout, dtype and device.
         - Randomness: every draw uses ``generator`` when given (it must live on the clips'
           device), else torch's global generator on the clips' device.
-        - Placement: after the per-clip crop and flip, before colour jitter, grayscale, blur
+        - Placement: after the per-clip crop and flip, before color jitter, grayscale, blur
           and normalisation (published recipe), and never inside ``VideoSequential``, which
           folds time into the batch: FAME needs the whole clip to see motion.
         - Containers: FAME is a Kornia ``MixAugmentationBaseV2``. In
@@ -86,7 +86,7 @@ class FAME(MixAugmentationBaseV2):
 
     Args:
         beta: share of pixels kept as foreground, in (0, 1).
-        mode: mask mode, ``"official"`` (published, RGB only), ``"motion"`` (no colour model) or
+        mode: mask mode, ``"official"`` (published, RGB only), ``"motion"`` (no color model) or
             ``"stabilized"`` (the camera's motion removed first; see :func:`fame_aug.foreground_mask`).
         p: probability of merging each clip, in [0, 1].
         same_on_batch: draw the merge decision once for the whole batch.

@@ -18,7 +18,7 @@ from fame_aug._stabilize import stabilized_saliency
 
 __all__ = ["MASK_MODES", "blur_kernel_size", "foreground_mask", "merge"]
 
-# Shares of the normalised motion map that seed the colour model (docs/algorithm.md, section 1,
+# Shares of the normalised motion map that seed the color model (docs/algorithm.md, section 1,
 # step 3). Fixed by the published method, independent of beta.
 _FOREGROUND_SEED_SHARE = 0.5
 _BACKGROUND_SEED_SHARE = 0.1
@@ -35,8 +35,8 @@ def foreground_mask(
     r"""Foreground mask of each clip: the ``int(beta * H * W)`` pixels that move the most.
 
     ``mode="official"`` is the published algorithm (docs/algorithm.md, section 1): motion saliency
-    from frame differences, blurred and normalised, refined by a per-clip colour model learned
-    from the motion map, blurred again, then the top pixels. ``mode="motion"`` skips the colour
+    from frame differences, blurred and normalised, refined by a per-clip color model learned
+    from the motion map, blurred again, then the top pixels. ``mode="motion"`` skips the color
     refinement (steps 1, 2 and 5): faster, and it works for any number of channels.
     ``mode="stabilized"`` removes the camera's motion first: it estimates the background's
     translation between consecutive frames, aligns them, and scores each pixel by its aligned
@@ -51,11 +51,11 @@ def foreground_mask(
           by all its frames and channels.
         - Count: exactly ``int(beta * H * W)`` pixels are True in every clip, also when scores
           tie (a static clip gets an arbitrary but valid mask).
-        - Colour: ``mode="official"`` reads the channels as RGB in [0, 1] and reproduces the
+        - Color: ``mode="official"`` reads the channels as RGB in [0, 1] and reproduces the
           published masks, including its hue quirk (the hue angle in radians is multiplied by
-          2*pi once more); colours outside [0, 1] are clamped for the colour model only.
+          2*pi once more); colors outside [0, 1] are clamped for the color model only.
         - No gradient: the mask is computed without autograd, whatever ``video.requires_grad``.
-        - Non-finite input: NaN and Inf count as no motion (and as black for the colour model),
+        - Non-finite input: NaN and Inf count as no motion (and as black for the color model),
           so the mask keeps its exact count.
         - Camera motion (``"stabilized"``): one global translation per frame pair, found
           within about a fifth of the frame (21 px at 112) between consecutive frames; rotation,
@@ -193,7 +193,7 @@ def _use_clip_loop(*tensors: torch.Tensor) -> bool:
 def _motion_saliency(clips: torch.Tensor, with_mean_frame: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Step 1 (docs/algorithm.md): mean over the T-1 frame pairs of the channel-summed absolute difference.
 
-    Also returns the temporal mean frame (B, C, H, W) when asked (for the colour model), read
+    Also returns the temporal mean frame (B, C, H, W) when asked (for the color model), read
     while the clip is still in cache. Differences are written to a contiguous (C, T-1, H, W)
     buffer before they are reduced, so the result does not depend on the clip's memory layout
     (BTCHW input gives exactly the BCTHW values).
@@ -264,11 +264,11 @@ def _hsv_bins(mean_frame: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return bins.flatten(1).long()
 
 
-def _colour_refine(saliency: torch.Tensor, mean_frame: torch.Tensor) -> torch.Tensor:
-    """Step 3 (docs/algorithm.md): score each pixel by how much more its colour belongs to moving pixels.
+def _color_refine(saliency: torch.Tensor, mean_frame: torch.Tensor) -> torch.Tensor:
+    """Step 3 (docs/algorithm.md): score each pixel by how much more its color belongs to moving pixels.
 
     Foreground seeds are the top half of the normalised motion map, background seeds its
-    bottom tenth; each gives a colour histogram over the HSV bins (the background one smoothed
+    bottom tenth; each gives a color histogram over the HSV bins (the background one smoothed
     by +1 per bin); the score of a pixel is ``pf / (pf + pb)`` at its bin.
     """
     batch, height, width = saliency.shape
@@ -323,7 +323,7 @@ def _foreground_scores(clips: torch.Tensor, mode: str) -> torch.Tensor:
     if refine:
         assert mean_frame is not None
         # The refined score is piecewise constant: its blur must keep exact ties (see _filters).
-        saliency = _min_max_normalise(blur(_colour_refine(saliency, mean_frame), tie_exact=True))
+        saliency = _min_max_normalise(blur(_color_refine(saliency, mean_frame), tie_exact=True))
     return saliency
 
 

@@ -104,7 +104,7 @@ def test_mask_figure(tmp_path: Path) -> None:
     assert image.shape[1] == 4 * 32 + 3 * 2 and image.shape[0] == 6 * (32 + 14)
     path = write_png(tmp_path / "fig" / "masks.png", image)
     assert np.array_equal(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), image)
-    # The mask row keeps the foreground's colours (inside its outline) and darkens the background.
+    # The mask row keeps the foreground's colors (inside its outline) and darkens the background.
     overlay_row = image[46 + 14 : 46 + 14 + 32, :32].astype(int)
     frame = clips[0, 0].astype(int)
     interior = cv2.erode(mask[0].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)

@@ -36,7 +36,7 @@ def test_table_and_plot(tmp_path: Path) -> None:
     path = line_plot(series, "top-1 vs bias", tmp_path / "plot.png", reference=0.125)
     image = cv2.imread(str(path))
     assert image.shape == (420, 870, 3) and (image < 200).any(axis=2).mean() > 0.01  # axes, lines, legend drawn
-    # the series are drawn in different colours (legend and points), BGR (200, 60, 60) and (40, 120, 220)
+    # the series are drawn in different colors (legend and points), BGR (200, 60, 60) and (40, 120, 220)
     assert (image == (60, 60, 200)).all(axis=2).any() and (image == (220, 120, 40)).all(axis=2).any()
 
 

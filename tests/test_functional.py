@@ -92,7 +92,7 @@ class TestForegroundMask:
         # Non-finite values count as no motion: clips 2 and 3 are untouched by them.
         assert torch.equal(mask[2:], foreground_mask(video[2:], beta=0.25, mode="motion"))
 
-    def test_out_of_range_colours_are_clamped_for_the_colour_model(self) -> None:
+    def test_out_of_range_colors_are_clamped_for_the_color_model(self) -> None:
         video = moving_square_clips() * 3 - 1  # values in [-1, 2]
         assert foreground_mask(video, beta=0.25).sum() == 4 * 256
 

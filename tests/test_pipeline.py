@@ -21,7 +21,7 @@ def real_clips() -> torch.Tensor:
     return to_float_clips(np.stack([read_clip(VIDEOS / name, size=112) for name in CLIPS]))
 
 
-def colour_pipeline() -> K.VideoSequential:
+def color_pipeline() -> K.VideoSequential:
     return K.VideoSequential(
         K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
         K.RandomGrayscale(p=0.2),
@@ -35,13 +35,13 @@ def colour_pipeline() -> K.VideoSequential:
 @pytest.mark.parametrize("mode", MASK_MODES)
 def test_fame_then_video_sequential(real_clips: torch.Tensor, mode: str) -> None:
     torch.manual_seed(0)
-    fame, colour = FAME(mode=mode, self_pairs=False), colour_pipeline()
-    out = nn.Sequential(fame, colour)(real_clips)
+    fame, color = FAME(mode=mode, self_pairs=False), color_pipeline()
+    out = nn.Sequential(fame, color)(real_clips)
     assert out.shape == real_clips.shape and out.isfinite().all()
 
     # The stages compose: replaying each stage's parameters reproduces the pipeline's output.
     merged = fame(real_clips, params=fame._params)
-    assert torch.equal(colour(merged, params=colour._params), out)
+    assert torch.equal(color(merged, params=color._params), out)
     # FAME changed every clip (no self-pairs) and kept half of each frame.
     mask = fame._params["mask"]
     assert mask.sum(dim=(1, 2)).tolist() == [112 * 112 // 2] * 4

@@ -65,7 +65,7 @@ def test_bad_arguments(kwargs: dict, message: str) -> None:
         ClipSampler(**kwargs)
 
 
-def test_random_mode_needs_a_generator() -> None:
+def test_random_mode_needs_an_rng() -> None:
     with pytest.raises(ValueError, match="needs an rng"):
         finetune_sampler()(50)
     with pytest.raises(ValueError, match="video_frames must be >= 1"):

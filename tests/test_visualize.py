@@ -28,7 +28,7 @@ def test_masks_figure_overlay_differs_where_the_mask_is(tmp_path: Path) -> None:
     kernel = np.ones((3, 3), np.uint8)  # the outline is drawn on the mask's edge pixels, frame border included
     interior = cv2.erode(masks[0].astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
     assert changed[~masks[0]].mean() > 0.9  # the background is greyed
-    assert not changed[interior].any()  # the foreground keeps its colours
+    assert not changed[interior].any()  # the foreground keeps its colors
 
 
 def test_building_blocks() -> None:

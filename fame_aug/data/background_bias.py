@@ -1,6 +1,6 @@
 """A built-in dataset that rewards learning motion and punishes learning backgrounds.
 
-Each video shows one object (a shape or a sprite of random colour and size) moving as its class
+Each video shows one object (a shape or a sprite of random color and size) moving as its class
 prescribes (left to right, up, clockwise circle, zoom in, ...) over a procedural texture. Each
 class has its "own" background family. In the training split a video of class ``c`` is shown
 on family ``c`` with probability ``bias`` and on one of the other families otherwise; in the
@@ -11,7 +11,7 @@ The files are real videos in UCF101's layout (``videos/<Class>/v_<Class>_gXX_cYY
 ``splits/classInd.txt``, ``trainlist01.txt``, ``testlist01.txt``), so every loader and loop runs
 on them unchanged: ``UCF101(out / "videos", out / "splits", train=False)``. ``metadata.json``
 records every parameter and, per video, its split, class, background family, object shape and
-colour, and pan.
+color, and pan.
 """
 
 from __future__ import annotations

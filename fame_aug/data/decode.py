@@ -143,7 +143,6 @@ class VideoFile:
             capture.release()
             raise VideoDecodeError(f"OpenCV cannot open {self.path}")
         self.num_frames = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
-        self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self._capture: cv2.VideoCapture | None = capture  # reused by the first read: one open per clip
         self.decoded_frames: int | None = None  # set when a read reaches the real end of the video
         if self.num_frames == 0:
@@ -240,7 +239,6 @@ class FrameFolder:
         if not self.files:
             raise VideoDecodeError(f"frame folder holds no images ({', '.join(FRAME_SUFFIXES)}): {self.path}")
         self.num_frames = len(self.files)
-        self.fps = 0.0
         numbers = [re.search(r"(\d+)$", p.stem) for p in self.files]
         if all(numbers):
             found = sorted(int(n.group(1)) for n in numbers if n)

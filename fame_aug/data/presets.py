@@ -6,7 +6,7 @@ their device, augments them with one random draw per clip shared by all its fram
 ``VideoSequential(same_on_frame=True)``), and normalises them with the Kinetics statistics.
 
 - :func:`pretrain`: two views; RandomResizedCrop (area [0.2, 1]) and flip, then FAME on the
-  query view only, then grayscale (0.2), colour jitter (0.8; 0.4, 0.4, 0.4, 0.1) and Gaussian
+  query view only, then grayscale (0.2), color jitter (0.8; 0.4, 0.4, 0.4, 0.1) and Gaussian
   blur (0.5; sigma [0.1, 2.0]).
 - :func:`finetune`: the same without FAME, one view.
 - :func:`probe`: RandomResizedCrop and flip only.
@@ -53,7 +53,7 @@ class ClipAugmentation(nn.Module):
     Args:
         geometric: crop (and flip) on (B, C, T, H, W), e.g. a ``VideoSequential``.
         fame: optional FAME, applied after the crop, before the photometric part.
-        photometric: optional colour augmentations on (B, C, T, S, S).
+        photometric: optional color augmentations on (B, C, T, S, S).
         mean: per-channel mean for normalisation.
         std: per-channel standard deviation for normalisation.
     """
@@ -156,7 +156,7 @@ def pretrain(
 def finetune(
     crop_size: int = 112, scale: tuple[float, float] = (0.2, 1.0), flip: bool = True, fame: FAME | None = None
 ) -> ClipAugmentation:
-    """Supervised fine-tuning: crop, flip, [FAME], grayscale, colour jitter, blur.
+    """Supervised fine-tuning: crop, flip, [FAME], grayscale, color jitter, blur.
 
     Args:
         crop_size: output side.

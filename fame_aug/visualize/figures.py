@@ -26,17 +26,17 @@ _LABEL_HEIGHT = 14
 _GAP = 2
 
 
-def mask_overlay(frames: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (255, 40, 40)) -> np.ndarray:
+def mask_overlay(frames: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 40, 40)) -> np.ndarray:
     """Show the foreground of every frame: (T, H, W, 3) uint8 frames, (H, W) bool mask.
 
-    The foreground keeps its colours, the background is greyed and darkened, and the mask's
-    outline is drawn in ``colour``.
+    The foreground keeps its colors, the background is greyed and darkened, and the mask's
+    outline is drawn in ``color``.
     """
     grey = frames.astype(np.float32).mean(axis=-1, keepdims=True) * 0.35
     out = np.where(mask[None, ..., None], frames.astype(np.float32), grey).astype(np.uint8)
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     for frame in out:
-        cv2.drawContours(frame, contours, -1, colour, 1)
+        cv2.drawContours(frame, contours, -1, color, 1)
     return out
 
 
@@ -46,9 +46,9 @@ def heatmap_overlay(frames: np.ndarray, heat: np.ndarray, alpha: float = 0.5) ->
         raise ValueError(f"heat must have shape {frames.shape[:3]}, got {heat.shape}")
     out = np.empty_like(frames)
     for t, (frame, level) in enumerate(zip(frames, heat, strict=True)):
-        coloured = cv2.applyColorMap((level.clip(0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
-        coloured = cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB).astype(np.float32)
-        out[t] = ((1 - alpha) * frame.astype(np.float32) + alpha * coloured).clip(0, 255).astype(np.uint8)
+        colored = cv2.applyColorMap((level.clip(0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+        colored = cv2.cvtColor(colored, cv2.COLOR_BGR2RGB).astype(np.float32)
+        out[t] = ((1 - alpha) * frame.astype(np.float32) + alpha * colored).clip(0, 255).astype(np.uint8)
     return out
 
 
@@ -60,29 +60,29 @@ def upscale(images: np.ndarray, min_side: int) -> np.ndarray:
     return images.repeat(factor, axis=-3).repeat(factor, axis=-2)
 
 
-def _label(width: int, text: str, colour: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+def _label(width: int, text: str, color: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     strip = np.full((_LABEL_HEIGHT, width, 3), 255, np.uint8)
-    cv2.putText(strip, text, (2, _LABEL_HEIGHT - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
+    cv2.putText(strip, text, (2, _LABEL_HEIGHT - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA)
     return strip
 
 
 def tile_row(tiles: Sequence[tuple[str, np.ndarray, tuple[int, int, int] | None]], border: int = 3) -> np.ndarray:
-    """Images side by side, each with a label above and an optional coloured border.
+    """Images side by side, each with a label above and an optional colored border.
 
     Args:
-        tiles: ``(label, image (H, W, 3) uint8, border colour or None)``, all the same size.
+        tiles: ``(label, image (H, W, 3) uint8, border color or None)``, all the same size.
         border: border width in pixels.
     """
     if not tiles:
         raise ValueError("tiles must not be empty")
     height, width = tiles[0][1].shape[:2]
     cells = []
-    for label, image, colour in tiles:
+    for label, image, color in tiles:
         if image.shape[:2] != (height, width):
             raise ValueError(f"every tile must be {height}x{width}, got {image.shape[:2]} for {label!r}")
         framed = np.full((height + 2 * border, width + 2 * border, 3), 255, np.uint8)
-        if colour is not None:
-            framed[:] = colour
+        if color is not None:
+            framed[:] = color
         framed[border : border + height, border : border + width] = image
         cells.append(np.concatenate([_label(framed.shape[1], label), framed], axis=0))
         cells.append(np.full((cells[-1].shape[0], _GAP, 3), 255, np.uint8))

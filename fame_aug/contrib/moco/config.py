@@ -235,7 +235,7 @@ class RunConfig:
 
 @dataclass
 class FameOptions:
-    """FAME in a training pipeline, after the crop and flip, before the colour augmentations.
+    """FAME in a training pipeline, after the crop and flip, before the color augmentations.
 
     Attributes:
         fame: apply FAME (pretraining: to the query view; fine-tuning: to the training clips,

@@ -90,7 +90,7 @@ def run_demo(
     figure = _mask_figure(plan.data_root(plan.biases[0]), out / "fame_masks.png", mode)
     print("\n" + markdown_table(summarise(rows), 0.8, classes))
     print("\n'nearest shares': how often a test video's nearest training video has its class, background or shape;")
-    print("'colour distance': its object's colour distance to the query's, relative to an average training video")
+    print("'color distance': its object's color distance to the query's, relative to an average training video")
     print(f"\nsummary ({out / 'summary.json'}): {json.dumps(summary)}")
     print(f"wrote {figure}; run folders, metrics and checkpoints are in {out}")
     return summary

@@ -40,7 +40,7 @@ def retrieval_and_neighbours(
     """Retrieval R@1 and R@5, and what each test video's nearest training video shares with it.
 
     Test videos query the training videos with raw features. Besides recall, the nearest training
-    video's class, background family, object shape and colour are compared with the query's.
+    video's class, background family, object shape and color are compared with the query's.
     Results are kept in ``out/results.json`` and reused.
     """
     done = out / "results.json"

@@ -78,7 +78,7 @@ def resume_into(
         raise ValueError(f"{run.checkpoint} does not fit this run's model ({reason})") from None
     restore_rng_state(state["rng"])
     if state.get("dataset_rng") is not None:
-        dataset.generator().bit_generator.state = state["dataset_rng"]
+        dataset.rng().bit_generator.state = state["dataset_rng"]
     return state["epoch"], state["step"]
 
 
@@ -103,7 +103,7 @@ def save_if_due(
     """Checkpoint after ``epoch`` every ``save_every`` epochs and after the last one."""
     if (epoch + 1) % config.save_every and epoch + 1 != config.epochs:
         return
-    sampler_state = dataset.generator().bit_generator.state if config.workers == 0 else None
+    sampler_state = dataset.rng().bit_generator.state if config.workers == 0 else None
     run.save(
         {
             "model": trained.state_dict(),

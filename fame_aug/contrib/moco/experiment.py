@@ -9,7 +9,7 @@ training videos). Supervised models trained from scratch, without and with FAME 
 training clips (each keeping its own label), show what labels achieve. A diagnostic asks what
 each representation matches on: for every test video, does its nearest training video share
 its class (motion), its background family, its object's shape, and how close is its object's
-colour (distance relative to the average over all training videos: below 100% means matched)?
+color (distance relative to the average over all training videos: below 100% means matched)?
 
 Results go to the run folder: ``runs.csv`` (one row per run), ``summary_by_variant.json``, ``table.md``
 (mean and standard deviation over seeds), ``probe_vs_bias.png``, ``learning_curves.png`` and

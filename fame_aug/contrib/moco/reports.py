@@ -48,7 +48,7 @@ def markdown_table(summary: Sequence[dict[str, Any]], bias: float, classes: int)
         f"(chance {100 / classes:.1f}%); mean ± std over seeds, in %.",
         "",
         "| model | seeds | top-1 (test; linear probe if pretrained) | R@1 | R@5 | nearest shares class "
-        "| background | shape | colour distance |",
+        "| background | shape | color distance |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in (e for e in summary if e["bias"] == bias):
@@ -68,7 +68,7 @@ def markdown_table(summary: Sequence[dict[str, Any]], bias: float, classes: int)
 def line_plot(
     series: dict[str, list[tuple[float, float]]], title: str, path: Path, reference: float | None = None
 ) -> Path:
-    """Lines of ``(x, y)`` points, y a fraction drawn in %, one colour per series, with OpenCV.
+    """Lines of ``(x, y)`` points, y a fraction drawn in %, one color per series, with OpenCV.
 
     ``reference`` draws a grey horizontal line (chance). Series named ``supervised*`` are thin.
     """
@@ -93,14 +93,14 @@ def line_plot(
         cv2.line(image, point(low, reference), point(high, reference), (150, 150, 150), 1, cv2.LINE_AA)
     palette = [(200, 60, 60), (40, 120, 220), (40, 160, 60), (160, 90, 200), (230, 140, 30), (20, 170, 170)]
     for n, (name, points) in enumerate(series.items()):
-        colour, thickness = palette[n % len(palette)], 1 if name.startswith("supervised") else 2
+        color, thickness = palette[n % len(palette)], 1 if name.startswith("supervised") else 2
         drawn = [point(x, y) for x, y in sorted(points)]
         for a, b in itertools.pairwise(drawn):
-            cv2.line(image, a, b, colour, thickness, cv2.LINE_AA)
+            cv2.line(image, a, b, color, thickness, cv2.LINE_AA)
         if len(drawn) < 12:
             for p in drawn:
-                cv2.circle(image, p, 4, colour, -1, cv2.LINE_AA)
-        cv2.putText(image, name, (plot_width - margin + 15, margin + 12 + 20 * n), font, 0.45, colour, 1, cv2.LINE_AA)
+                cv2.circle(image, p, 4, color, -1, cv2.LINE_AA)
+        cv2.putText(image, name, (plot_width - margin + 15, margin + 12 + 20 * n), font, 0.45, color, 1, cv2.LINE_AA)
     cv2.putText(image, title, (margin, 30), font, 0.5, black, 1, cv2.LINE_AA)
     cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return path

@@ -26,7 +26,7 @@ from fame_aug.contrib.moco.loaders import build_dataset
 from fame_aug.contrib.moco.run_folder import RunFolder
 from fame_aug.data import VideoClipDataset, VideoList, eval_sampler, presets
 
-__all__ = ["SplitFeatures", "recall_at_k", "retrieve", "split_dataset", "split_features"]
+__all__ = ["SplitFeatures", "format_recalls", "recall_at_k", "retrieve", "split_dataset", "split_features"]
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ With ``cache=True`` every video is decoded once, whole, at ``frame_size``, into 
 fit (the training split of the built-in one is ~170 MB at 48x48), an epoch then costs what the model
 costs. Preload before creating DataLoader workers, which then share the frames.
 
-Randomness (clip positions) comes from a generator seeded per DataLoader worker from the
+Randomness (clip positions) comes from a numpy rng (``dataset.rng()``) seeded per DataLoader worker from the
 worker's seed, so two workers never draw the same clips, and ``torch.manual_seed`` makes a run
 reproducible; in the main process it is seeded from ``seed`` or from torch's generator.
 """

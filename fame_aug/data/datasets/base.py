@@ -35,7 +35,7 @@ class VideoClipDataset(Dataset[Item]):
             centre-crops to exactly that size (default ``(128, 171)``, for 112-pixel crops);
             an int sets the short side (shapes then vary with the aspect ratio); None keeps
             the decoded size.
-        seed: seed of the main-process generator (workers mix it with their own seed).
+        seed: seed of the main-process rng (workers mix it with their own seed).
         cache: keep every video's decoded frames in memory (see :meth:`preload`).
     """
 
@@ -88,8 +88,8 @@ class VideoClipDataset(Dataset[Item]):
         """The videos skipped as unreadable so far."""
         return [self.videos[i][0] for i in torch.nonzero(self._bad).flatten().tolist()]
 
-    def generator(self) -> np.random.Generator:
-        """The generator for clip positions, (re)seeded in each DataLoader worker."""
+    def rng(self) -> np.random.Generator:
+        """The numpy random generator of clip positions, (re)seeded in each DataLoader worker."""
         info = get_worker_info()
         key = None if info is None else info.seed
         if self._rng is None or key != self._rng_key:
@@ -124,10 +124,10 @@ class VideoClipDataset(Dataset[Item]):
             frames = self._frames.get(index)
             if frames is None:
                 frames = self._frames[index] = self._decode_whole(index)
-            return frames[torch.from_numpy(self.sampler(frames.shape[0], self.generator()))]
+            return frames[torch.from_numpy(self.sampler(frames.shape[0], self.rng()))]
         video = open_video(self.videos[index][0])
         frames = self._frame_counts.get(index, video.num_frames)
-        indices = self.sampler(frames, self.generator())
+        indices = self.sampler(frames, self.rng())
         try:
             data = video.read(indices.ravel(), self.frame_size)
         except VideoDecodeError:  # nothing decodes from the first needed frame on: is the video shorter?
@@ -138,7 +138,7 @@ class VideoClipDataset(Dataset[Item]):
         if real is not None and indices.max() >= real:
             _check_not_truncated(frames, real)
             self._frame_counts[index] = real
-            indices = self.sampler(real, self.generator())
+            indices = self.sampler(real, self.rng())
             data = video.read(indices.ravel(), self.frame_size)
         assert data is not None
         return torch.from_numpy(data.reshape(*indices.shape, *data.shape[1:]))

@@ -14,7 +14,7 @@ from torch import nn
 
 from fame_aug.contrib.moco.models.base import VideoBackbone
 
-__all__ = ["I3D"]
+__all__ = ["I3D", "InceptionBlock"]
 
 # Mixed blocks: (1x1, 3x3-reduce, 3x3, 3x3-reduce, 3x3, pool-projection) output channels.
 _MIXED = {
@@ -53,6 +53,7 @@ class InceptionBlock(nn.Module):
         self.out_channels = widths[0] + widths[2] + widths[4] + widths[5]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) to (B, out_channels, T, H, W): the four branches side by side."""
         return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], dim=1)
 
 

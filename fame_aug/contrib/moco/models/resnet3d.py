@@ -14,7 +14,7 @@ from torch import nn
 
 from fame_aug.contrib.moco.models.base import VideoBackbone
 
-__all__ = ["VideoResNet", "r2plus1d_18", "r3d_18", "r3d_small"]
+__all__ = ["BasicBlock", "VideoResNet", "r2plus1d_18", "r3d_18", "r3d_small"]
 
 
 def _conv3x3x3(in_planes: int, out_planes: int, mid_planes: int, stride: int = 1) -> nn.Module:
@@ -55,6 +55,7 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Two convolutions plus the (downsampled) shortcut, then ReLU."""
         shortcut = x if self.downsample is None else self.downsample(x)
         return self.relu(self.conv2(self.conv1(x)) + shortcut)
 
