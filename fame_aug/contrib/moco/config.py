@@ -14,17 +14,12 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from fame_aug import MASK_MODES, _checks
-from fame_aug.fame import FAME
+from fame_aug import FAME, MASK_MODES, _checks
 
 __all__ = [
-    "BACKBONE_NAMES",
-    "CACHE_MODES",
     "CHOICES",
     "COMMANDS",
-    "DATASETS",
     "EVALUATION_KEYS",
-    "OPTIMIZERS",
     "SYNTHETIC_ROOT",
     "TRAINING_KEYS",
     "FameOptions",
@@ -39,24 +34,12 @@ __all__ = [
 ]
 
 
-DATASETS = ("synthetic", "ucf101", "hmdb51", "kinetics", "list")
-
-
-BACKBONE_NAMES = ("r2plus1d_18", "r3d_18", "r3d_small", "i3d")
-
-
-CACHE_MODES = ("auto", "memory", "off")
-
-
-OPTIMIZERS = ("sgd", "adamw")
-
-
 # Keys with a fixed set of values: validation refuses others, and --help lists them.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "dataset": DATASETS,
-    "backbone": BACKBONE_NAMES,
-    "cache": CACHE_MODES,
-    "optimizer": OPTIMIZERS,
+    "dataset": ("synthetic", "ucf101", "hmdb51", "kinetics", "list"),
+    "backbone": ("r2plus1d_18", "r3d_18", "r3d_small", "i3d"),
+    "cache": ("auto", "memory", "off"),
+    "optimizer": ("sgd", "adamw"),
     "schedule": ("step", "cosine"),
     "bn": ("shuffle", "sync"),
     "fame_mode": MASK_MODES,

@@ -15,18 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fame_aug.contrib.moco.checkpoint import (
-    restore_rng_state,
-)
+from fame_aug.contrib.moco.checkpoint import restore_rng_state
 from fame_aug.contrib.moco.config import RunConfig
 from fame_aug.contrib.moco.console import Progress
 from fame_aug.contrib.moco.distributed import World
 from fame_aug.contrib.moco.loaders import build_loader, report_unreadable
 from fame_aug.contrib.moco.run_folder import RunFolder, TrainingDiverged
 from fame_aug.contrib.moco.schedule import begin_epoch
-from fame_aug.data import (
-    VideoClipDataset,
-)
+from fame_aug.data import VideoClipDataset
 from fame_aug.data.presets import ClipAugmentation
 
 __all__ = [

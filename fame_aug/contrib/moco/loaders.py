@@ -10,16 +10,9 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from fame_aug.contrib.moco.config import RunConfig, needs_synthetic_dataset
 from fame_aug.contrib.moco.distributed import World
-from fame_aug.data import (
-    HMDB51,
-    UCF101,
-    ClipSampler,
-    KineticsFolder,
-    VideoClipDataset,
-    VideoList,
-    collate_clips,
-    make_background_bias_dataset,
-)
+from fame_aug.data.background_bias import make_background_bias_dataset
+from fame_aug.data.datasets import HMDB51, UCF101, KineticsFolder, VideoClipDataset, VideoList, collate_clips
+from fame_aug.data.sampling import ClipSampler
 
 __all__ = ["build_dataset", "build_loader", "report_unreadable"]
 

@@ -11,12 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from fame_aug.contrib.moco.checkpoint import (
-    NonFiniteState,
-    capture_rng_state,
-    load_checkpoint,
-    save_checkpoint,
-)
+from fame_aug.contrib.moco.checkpoint import NonFiniteState, capture_rng_state, load_checkpoint, save_checkpoint
 from fame_aug.contrib.moco.config import RunConfig
 from fame_aug.contrib.moco.distributed import World
 
