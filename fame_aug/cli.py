@@ -198,13 +198,17 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     demo.add_argument("--jobs", type=int, default=2, help="models trained at the same time (default 2)")
     demo.set_defaults(run=_demo)
 
-    synth = commands.add_parser("make-synthetic", help="write the background-bias dataset (UCF101 layout)")
+    synth = commands.add_parser(
+        "make-synthetic",
+        help="write the background-bias dataset (UCF101 layout)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     synth.add_argument("out", type=Path, help="folder to create")
     defaults = BackgroundBiasConfig()
     synth.add_argument("--classes", type=int, default=defaults.classes, help="motion classes, 2-10")
-    synth.add_argument("--train-per-class", type=int, default=defaults.train_per_class)
-    synth.add_argument("--test-per-class", type=int, default=defaults.test_per_class)
-    synth.add_argument("--frames", type=int, default=defaults.frames)
+    synth.add_argument("--train-per-class", type=int, default=defaults.train_per_class, help="training videos a class")
+    synth.add_argument("--test-per-class", type=int, default=defaults.test_per_class, help="test videos per class")
+    synth.add_argument("--frames", type=int, default=defaults.frames, help="frames per video")
     synth.add_argument("--size", type=int, default=defaults.size, help="frame side in pixels")
     synth.add_argument(
         "--bias", type=float, default=defaults.bias, help="share of training videos on their own background"
@@ -218,8 +222,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         default=list(defaults.object_size),
         help="range of the object's radius, in units of the frame side",
     )
-    synth.add_argument("--seed", type=int, default=defaults.seed)
-    synth.add_argument("--codec", choices=("ffv1", "mjpg"), default=defaults.codec)
+    synth.add_argument("--seed", type=int, default=defaults.seed, help="everything is deterministic given the seed")
+    synth.add_argument("--codec", choices=("ffv1", "mjpg"), default=defaults.codec, help="video codec of the files")
     synth.add_argument("--overwrite", action="store_true", help="replace a dataset made here before")
     synth.set_defaults(run=_make_synthetic)
 

@@ -257,7 +257,7 @@ class PretrainConfig(RunConfig, FameOptions):
         bn: ``shuffle`` (shuffle BN for the keys) or ``sync`` (SyncBatchNorm across processes).
         bn_splits: in one process, shuffled chunks for the key encoder's batch norm.
         fame: apply FAME to the query view (on by default; ``--no-fame`` for the baseline).
-            ``fame_mode``, ``fame_beta`` and ``fame_p`` set it (:class:`FameOptions`).
+            ``fame_mode``, ``fame_beta`` and ``fame_p`` set it.
     """
 
     out: str = "runs/pretrain"
@@ -295,7 +295,7 @@ class FinetuneConfig(RunConfig, FameOptions):
         dropout: before the classifier (0.7 for UCF101, 0.5 for HMDB51).
         fame: FAME on the training clips (off by default; ``--fame``), each keeping its own
             label: a background-debiasing augmentation (not in the paper). Evaluation never
-            sees FAME. ``fame_mode``, ``fame_beta`` and ``fame_p`` set it (:class:`FameOptions`).
+            sees FAME. ``fame_mode``, ``fame_beta`` and ``fame_p`` set it.
     """
 
     out: str = "runs/finetune"
