@@ -1,25 +1,30 @@
 """Camera-motion compensation for ``mode="stabilized"``: align the frames, then find what moves.
 
-Frame differences see the whole background change when the camera pans, and it outweighs the
-object. This module estimates the background's motion as one global translation per pair of
-consecutive frames and measures motion after aligning them, with two cues:
+Frame differences see the whole background change when the camera moves, and it outweighs the
+object. This module estimates the background's motion between consecutive frames as an affine
+map (pan, tilt, zoom, roll and shear) and scores each pixel by how much it differs once the
+background is aligned, favouring pixels that the alignment makes *worse* (what the camera
+follows):
 
-- frame differences after alignment (what FAME's motion map is, minus the camera), and
-- the difference of each frame from a background model, the per-pixel temporal median of the
-  aligned frames: it covers the whole object, not only its moving edges, when the object moves
-  slowly relative to the scene (a tracking shot keeps the object still in the image).
+1. Frames are averaged down by a whole factor to about 56 px (112 -> 56, 224 -> 56).
+2. A coarse-to-fine exhaustive translation search per frame pair (radius 4 on 28 px thumbnails,
+   2 at 56 px: up to 20 px of a 112 px frame) minimises a truncated absolute difference, so that
+   pixels that do not follow the motion cost at most a constant. Pixels near the frame's border
+   weigh more (the background surrounds the object, and a tracked object sits near the centre),
+   and each pair's coarse costs are averaged with its neighbours' in time (the camera moves
+   smoothly), so that a large object still in the image does not win the fit.
+3. Robust Gauss-Newton steps (Cauchy-weighted, same border weights) refine the translation to a
+   full affine map on the 56 px frames.
+4. Per frame pair, the channel-summed difference after warping the later frame onto the earlier
+   one (``aligned``) and without warping (``raw``), each a root mean square over time. The score
+   is ``aligned * (1 + 3 * aligned / (aligned + raw))``: where the camera follows the object, it
+   is still in the image (small ``raw``) and moves against the aligned background (large
+   ``aligned``), while the background's parallax moves in the image too (large ``raw``).
+5. When the camera is still (in every pair the map moves no frame corner by 3 px of a 112 px frame,
+   and leaving the frames unaligned fits them about as well), the plain frame differences at full
+   size are scored instead: resampling blurs what it warps.
 
-Each cue is aggregated over time as a root mean square, which favours the object's few strong
-differences over the many weak ones of rippling water or a swaying crowd.
-
-Alignment is robust to the object: the translation minimises a truncated absolute difference
-of grey thumbnails, so pixels that do not fit the motion (the object, flickering water) each
-cost at most a constant, and the motion that most of the frame follows wins; among fits that
-are nearly as good, a small penalty prefers the smaller motion. The search is coarse to fine
-and exhaustive at each level (for 112 px frames: a radius of 4 thumbnail pixels on 28 px
-thumbnails, 2 on 56 px ones, 1 at 112 px, i.e. up to 16 + 4 + 1 = 21 px of the 112 px frame, about
-a fifth of it, per frame pair), with a parabola fit for the sub-pixel part. Everything is batched
-tensor code without host synchronisation. See docs/algorithm.md, section 3.
+Everything is batched tensor code without host synchronisation. See docs/algorithm.md, section 3.
 """
 
 from __future__ import annotations
@@ -27,52 +32,109 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Frames are reduced to about this side by a whole factor (224 -> 112) before anything else:
-# enough detail for alignment and for the blurred map, and averaging suppresses sensor noise.
-_WORKING_SIDE = 112
+# Frames are reduced to about this side by a whole factor (112 -> 56, 224 -> 56) before the
+# alignment and the aligned differences: enough to place the object, and averaging suppresses noise.
+_WORKING_SIDE = 56
 # Search levels from coarse to fine: (halvings of the working frame, search radius and
-# comparison stride, both in that level's pixels). At 112 px the radii 4, 2 and 1 reach 16, 4 and
-# 1 px of the working frame, comparing every 2nd, 2nd and 4th pixel of each level.
-_SEARCH_LEVELS = ((2, 4, 2), (1, 2, 2), (0, 1, 4))
+# comparison stride, both in that level's pixels). At 56 px the radii 4 and 2 reach 8 and 2 px of
+# the working frame (16 + 4 px of a 112 px frame), comparing every 2nd pixel of each level.
+_SEARCH_LEVELS = ((1, 4, 2), (0, 2, 2))
 # Grey-level difference (of [0, 1] frames) above which a pixel no longer fits a candidate motion.
 _RESIDUAL_CAP = 0.03
 # Penalty on the coarse search's longest offset, as a share of a total misfit (see below).
-_MOTION_PRIOR = 0.5
-# Weight of the background-model cue relative to the frame-difference cue (each scaled to max 1).
-_BACKGROUND_WEIGHT = 0.5
+_MOTION_PRIOR = 0.1
+# Weight of the previous and the next pair's coarse search costs in each pair's (its own: 1).
+_NEIGHBOUR_WEIGHT = 1.0
+# Weight of the frame's border in the camera fit: 1 inside the central square of half-side
+# ``_BORDER_START`` (in units of the half frame), rising linearly to ``1 + _BORDER_EMPHASIS`` at
+# the border; then scaled to mean 1.
+_BORDER_EMPHASIS = 30.0
+_BORDER_START = 0.4
+# Affine refinement: Gauss-Newton steps on the working frame, on every ``_REFINE_STRIDE``-th
+# pixel in each direction, with this Cauchy scale of the grey residuals.
+_REFINE_STEPS = 3
+_REFINE_STRIDE = 2
+_REFINE_SCALE = 0.03
+# How much more the aligned difference counts where it exceeds the unaligned one (step 4 above).
+_CONTRAST = 3.0
+# The camera is still (the plain frame differences are scored, step 5 above) when in every pair
+# the map moves no frame corner by ``_STILL_PIXELS`` (pixels of a 112 px frame) and the identity's
+# robust cost is at most ``_STILL_COST_RATIO`` times the map's.
+_STILL_PIXELS = 3.0
+_STILL_COST_RATIO = 1.3
+# Value around the frame in the search: sources outside the frame then cost ``_RESIDUAL_CAP``.
+_OUTSIDE = 1e3
 
 
 def stabilized_saliency(clips: torch.Tensor) -> torch.Tensor:
-    """Motion map (B, H, W) of (B, C, T, H, W) clips with the camera's translation removed.
+    """Motion map (B, H, W) of (B, C, T, H, W) clips with the camera's motion removed.
 
     Not normalised or blurred; larger means more likely foreground. Computed in the clips' dtype
     (float32 or float64), on their device. Non-finite values count as no motion.
     """
-    batch, _, _, height, width = clips.shape
-    factor = max(1, min(height, width) // _WORKING_SIDE)
-    small = F.avg_pool3d(clips, (1, factor, factor)) if factor > 1 else clips
-    grey = torch.nan_to_num(small.mean(dim=1), nan=0.0, posinf=0.0, neginf=0.0)  # (B, T, h, w)
-    pyramid = _pyramid(grey)
-    steps = _search(pyramid)  # (B, T-1, 2) in pixels of ``small``
-    positions = torch.cat([steps.new_zeros(batch, 1, 2), steps.cumsum(dim=1)], dim=1)
-    # Non-finite pixels count as no motion: their differences are dropped (the grey above is clean).
-    differences = _aligned_differences(small, positions).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-    # The background model is grey at half the working size (the pyramid's next level, which
-    # repeats the finest one for tiny frames): it only needs to place the object.
-    half = pyramid[1]
-    from_background = _background_differences(half, positions * (half.shape[-1] / grey.shape[-1]))
-    saliency = _scaled_to_frame(differences, height, width)
-    saliency += _BACKGROUND_WEIGHT * _scaled_to_frame(from_background, height, width)
-    return saliency
+    height, width = clips.shape[-2:]
+    color, pairs, identity_fits = _working_frames_and_camera(clips)
+    aligned, raw = _pair_differences(color, pairs)
+    moving = aligned * (1 + _CONTRAST * aligned / (aligned + raw + 1e-3))
+    moving = _scaled_to_frame(moving, height, width)
+    plain = _scaled_to_frame(_plain_differences(clips), height, width)
+    small_motion = _small_motion(pairs, color.shape[-2], color.shape[-1])
+    still = (small_motion & identity_fits).all(dim=1).to(moving.dtype)[:, None, None]
+    return torch.lerp(moving, plain, still)
+
+
+def camera_maps(clips: torch.Tensor) -> torch.Tensor:
+    """Affine background motion between consecutive frames of (B, C, T, H, W) clips, as the mode finds it.
+
+    Returns (B, T-1, 3, 3) maps in normalised coordinates (-1 and 1 at the frame's outer edges,
+    as ``F.affine_grid`` with ``align_corners=False``): frame t+1 at ``M @ (x, y, 1)`` shows what
+    frame t shows at ``(x, y)``, for the background.
+    """
+    return _working_frames_and_camera(clips)[1]
 
 
 def frame_translations(grey: torch.Tensor) -> torch.Tensor:
     """Global translation between consecutive frames, in pixels of the (B, T, H, W) input.
 
     Returns (B, T-1, 2) offsets (dy, dx) such that frame t+1 at (y + dy, x + dx) shows what
-    frame t shows at (y, x) for the background (the part of the frame that most pixels follow).
+    frame t shows at (y, x) for the background (the part of the frame that most pixels follow,
+    the border counting more than the centre). The coarse-to-fine search of step 2 only.
     """
     return _search(_pyramid(grey))
+
+
+def _working_frames_and_camera(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Steps 1-3: the (B, C, T, h, w) working frames and the (B, T-1, 3, 3) affine maps of their pairs.
+
+    Also (B, T-1) whether the identity fits each pair about as well as its map (``_refine_affine``).
+    """
+    factor = max(1, min(clips.shape[-2:]) // _WORKING_SIDE)
+    color = torch.nan_to_num(_pooled(clips, factor), nan=0.0, posinf=0.0, neginf=0.0)
+    grey = color.mean(dim=1)
+    steps = _search(_pyramid(grey))  # (B, T-1, 2) in pixels of ``grey``
+    pairs = _translation_maps(steps, grey.shape[-2], grey.shape[-1])
+    return color, *_refine_affine(grey, pairs, _REFINE_STEPS)
+
+
+def _pooled(frames: torch.Tensor, factor: int) -> torch.Tensor:
+    """Mean of ``factor`` x ``factor`` blocks of (..., H, W) frames, the last rows and columns dropped.
+
+    The same as ``avg_pool2d`` up to rounding, and faster on CPUs for small factors: rows are
+    summed first, as contiguous slices.
+    """
+    if factor == 1:
+        return frames
+    *leading, height, width = frames.shape
+    rows, cols = height // factor, width // factor
+    blocks = frames[..., : rows * factor, : cols * factor].reshape(-1, rows, factor, cols * factor)
+    summed = blocks[:, :, 0]
+    for i in range(1, factor):
+        summed = summed + blocks[:, :, i]
+    columns = summed.view(-1, rows, cols, factor)
+    out = columns[..., 0]
+    for i in range(1, factor):
+        out = out + columns[..., i]
+    return (out / (factor * factor)).view(*leading, rows, cols)
 
 
 def _pyramid(grey: torch.Tensor) -> list[torch.Tensor]:
@@ -92,30 +154,53 @@ def _search(pyramid: list[torch.Tensor]) -> torch.Tensor:
     batch, frames, height = pyramid[0].shape[:3]
     pairs = batch * (frames - 1)
     offset = pyramid[0].new_zeros(pairs, 2)  # in pixels of the current level
+    reach = 0.0  # the largest offset the levels so far can have found, in pixels of the current level
     previous = None
     for level, (halvings, radius, stride) in enumerate(_SEARCH_LEVELS):
         thumbs = pyramid[halvings]
         rows, cols = thumbs.shape[-2:]
         if previous is not None:
             offset = (offset * (rows / previous)).round()
+            reach = reach * rows / previous
         enlarge = _enlargement(rows, cols, radius, stride)
         if enlarge > 1:  # too small to search: repeat pixels (offsets scale with them)
             thumbs = thumbs.repeat_interleave(enlarge, dim=-2).repeat_interleave(enlarge, dim=-1)
             offset = offset * enlarge
+            reach = reach * enlarge
         first = thumbs[:, :-1].reshape(pairs, rows * enlarge, cols * enlarge)
         second = thumbs[:, 1:].reshape(pairs, rows * enlarge, cols * enlarge)
-        cost = _alignment_cost(first, second, offset.long(), radius, stride)  # (N, 2r+1, 2r+1)
+        cost = _alignment_cost(first, second, offset.long(), radius, stride, int(reach) + 1)  # (N, 2r+1, 2r+1)
         # Offsets are absolute at the coarsest level only: there the smaller motion is preferred.
-        ranked = cost + _smallest_motion_prior(radius, cost) if level == 0 else cost
+        ranked = _pooled_over_time(cost, batch) + _smallest_motion_prior(radius, cost) if level == 0 else cost
         best = ranked.flatten(1).argmin(dim=1)
         row, col = best // (2 * radius + 1), best % (2 * radius + 1)
         offset = offset + torch.stack([row - radius, col - radius], dim=1).to(offset.dtype)
+        reach = reach + radius
         if enlarge > 1:
             offset = offset / enlarge
+            reach = reach / enlarge
         previous = rows
     offset = offset + _parabola_peak(cost, row, col) / enlarge
     assert previous is not None
     return (offset * (height / previous)).view(batch, frames - 1, 2)
+
+
+def _pooled_over_time(cost: torch.Tensor, batch: int) -> torch.Tensor:
+    """Each pair's coarse cost volume plus ``_NEIGHBOUR_WEIGHT`` times its neighbours' in time, renormalised.
+
+    The camera moves smoothly, so the neighbours' costs say which of two close fits is the
+    background's: a large object that stays still in the image (a tracking shot) can fit one
+    pair as well as the background does, but rarely every pair around it.
+    """
+    count, size, _ = cost.shape
+    volumes = cost.view(batch, count // batch, size * size)
+    total = volumes.clone()
+    norm = torch.ones_like(volumes[:, :, :1])
+    total[:, 1:] += _NEIGHBOUR_WEIGHT * volumes[:, :-1]
+    total[:, :-1] += _NEIGHBOUR_WEIGHT * volumes[:, 1:]
+    norm[:, 1:] += _NEIGHBOUR_WEIGHT
+    norm[:, :-1] += _NEIGHBOUR_WEIGHT
+    return (total / norm).view(count, size, size)
 
 
 def _enlargement(rows: int, cols: int, radius: int, stride: int) -> int:
@@ -153,29 +238,37 @@ def _flat_sources(rows: torch.Tensor, cols: torch.Tensor, height: int, width: in
 
 
 def _alignment_cost(
-    first: torch.Tensor, second: torch.Tensor, offset: torch.Tensor, radius: int, stride: int
+    first: torch.Tensor, second: torch.Tensor, offset: torch.Tensor, radius: int, stride: int, reach: int
 ) -> torch.Tensor:
-    """Truncated mean absolute difference of ``first`` and ``second`` for every offset near ``offset``.
+    """Weighted truncated mean absolute difference of ``first`` and ``second`` for every offset near ``offset``.
 
     ``first`` and ``second`` are (N, h, w) thumbnails and ``offset`` (N, 2) long the offset found
-    so far. Returns (N, 2r+1, 2r+1), entry (i, j) for offset ``offset + (i - r, j - r)``. The
-    central pixels of ``first`` (all but a border of r) are compared, every ``stride``-th in each
-    direction; pixels whose source in ``second`` is outside the frame count as not fitting.
+    so far, at most ``reach`` pixels either way. Returns (N, 2r+1, 2r+1), entry (i, j) for offset
+    ``offset + (i - r, j - r)``. The central pixels of ``first`` (all but a border of r) are
+    compared, every ``stride``-th in each direction, weighted by ``_border_weight``; pixels whose
+    source in ``second`` is outside the frame count as not fitting.
     """
     count, rows, cols = first.shape
     device = first.device
-    row_taps = torch.arange(radius, rows - radius, stride, device=device)
-    col_taps = torch.arange(radius, cols - radius, stride, device=device)
-    centre = first[:, row_taps][:, :, col_taps]  # (N, th, tw)
+    centre = first[:, radius : rows - radius : stride, radius : cols - radius : stride].reshape(count, 1, -1)
+    # A frame of far-off values around ``second``, wide enough for every candidate: sources outside
+    # the frame then cost the cap, and each candidate's pixels sit at one fixed index from its pair's.
+    margin = reach + radius
+    padded = F.pad(second, (margin, margin, margin, margin), value=_OUTSIDE).view(count, -1)
+    width = cols + 2 * margin
     steps = torch.arange(-radius, radius + 1, device=device)
-    source_rows = row_taps[None, None] + (offset[:, :1, None] + steps[None, :, None])  # (N, 2r+1, th)
-    source_cols = col_taps[None, None] + (offset[:, 1:, None] + steps[None, :, None])  # (N, 2r+1, tw)
-    # One gather reads the compared pixels of every candidate offset: (N, 2r+1, 2r+1, th, tw).
-    index, inside = _flat_sources(source_rows[:, :, None, :, None], source_cols[:, None, :, None, :], rows, cols)
-    windows = second.reshape(count, -1).gather(1, index.reshape(count, -1)).view(index.shape)
-    residual = (windows - centre[:, None, None]).abs_().clamp_(max=_RESIDUAL_CAP)
-    residual = residual.masked_fill_(~inside, _RESIDUAL_CAP)
-    return residual.mean(dim=(-2, -1))
+    taps_r = torch.arange(radius, rows - radius, stride, device=device)
+    taps_c = torch.arange(radius, cols - radius, stride, device=device)
+    # (2r+1, 2r+1, th, tw) flat index of every candidate's compared pixels, for a pair at offset 0.
+    relative = (margin + steps[:, None, None, None] + taps_r[None, None, :, None]) * width + (
+        margin + steps[None, :, None, None] + taps_c[None, None, None, :]
+    )
+    shift = offset.clamp(-reach, reach)
+    index = (shift[:, 0] * width + shift[:, 1])[:, None] + relative.view(1, -1)
+    size = 2 * radius + 1
+    residual = padded.gather(1, index).view(count, size * size, -1).sub_(centre).abs_().clamp_(max=_RESIDUAL_CAP)
+    weight = _border_weight(rows, cols, first)[radius : rows - radius : stride, radius : cols - radius : stride]
+    return (residual @ (weight / weight.sum()).flatten()).view(count, size, size)
 
 
 def _smallest_motion_prior(radius: int, cost: torch.Tensor) -> torch.Tensor:
@@ -211,34 +304,168 @@ def _parabola_peak(cost: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> 
     return torch.stack([vertex(at(row - 1, col), at(row + 1, col)), vertex(at(row, col - 1), at(row, col + 1))], dim=1)
 
 
-def _aligned_differences(clips: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Root mean square over time of channel-summed differences of aligned consecutive frames.
+def _border_weight(rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
+    """(rows, cols) weights that grow from the frame's centre to its border (mean 1)."""
+    y = (torch.arange(rows, dtype=like.dtype, device=like.device) + 0.5) / rows * 2 - 1
+    x = (torch.arange(cols, dtype=like.dtype, device=like.device) + 0.5) / cols * 2 - 1
+    ring = torch.maximum(y.abs()[:, None], x.abs()[None, :])
+    weight = 1 + _BORDER_EMPHASIS * ((ring - _BORDER_START) / (1 - _BORDER_START)).clamp_(0, 1)
+    return weight / weight.mean()
 
-    ``clips`` (B, C, T, h, w); ``positions`` (B, T, 2), each frame's offset from frame 0 in
-    pixels of ``clips``. The map is in each earlier frame's own coordinates (the image's), and
-    zero where the later frame has no data.
+
+def _translation_maps(steps: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """(B, T-1, 3, 3) affine maps in normalised coordinates of pixel translations (dy, dx)."""
+    eye = torch.eye(3, dtype=steps.dtype, device=steps.device).expand(*steps.shape[:-1], 3, 3).clone()
+    eye[..., 0, 2] = steps[..., 1] * (2.0 / cols)
+    eye[..., 1, 2] = steps[..., 0] * (2.0 / rows)
+    return eye
+
+
+def _refine_affine(grey: torch.Tensor, pairs: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Robust Gauss-Newton refinement of each pair's affine map on (B, T, h, w) grey frames.
+
+    ``pairs`` (B, T-1, 3, 3) maps normalised coordinates of frame t to where frame t+1 shows the
+    same background (the initial guess). Each step linearises frame t+1 around the current map
+    with frame t's gradients (close enough for maps near a translation, and computed once), on
+    every ``_REFINE_STRIDE``-th pixel; residuals are weighted by ``_border_weight`` and a Cauchy
+    function of scale ``_REFINE_SCALE``, so that the object and other misfits are outliers, and
+    points whose source is outside frame t+1 are left out.
+
+    Returns the refined (B, T-1, 3, 3) maps and a (B, T-1) bool: whether the identity fits the
+    pair about as well as its map (robust cost at most ``_STILL_COST_RATIO`` times that of the
+    map before the last step).
     """
-    steps = (positions[:, 1:] - positions[:, :-1]).round().long()  # (B, T-1, 2)
-    # Shift every later frame onto its earlier one; offsets are shared by the channels.
-    aligned, valid = shift_frames(clips[:, :, 1:], steps[:, None])  # (B, C, T-1, h, w), (B, 1, T-1, h, w)
-    squared = (clips[:, :, :-1] - aligned).abs_().sum(dim=1).square_().mul_(valid[:, 0])
-    return squared.mean(dim=1).sqrt_()
+    batch, frames, rows, cols = grey.shape
+    count = batch * (frames - 1)
+    stride, start = _REFINE_STRIDE, _REFINE_STRIDE // 2
+    template = grey[:, :-1].reshape(count, rows, cols)
+    moving = grey[:, 1:].reshape(count, 1, rows, cols)
+    gy, gx = _gradients(template, rows, cols)
+    rs = torch.arange(start, rows, stride, device=grey.device)
+    cs = torch.arange(start, cols, stride, device=grey.device)
+    uy = ((rs.to(grey.dtype) * 2 + 1) / rows - 1)[:, None].expand(len(rs), len(cs)).flatten()
+    ux = ((cs.to(grey.dtype) * 2 + 1) / cols - 1)[None, :].expand(len(rs), len(cs)).flatten()
+    gx = gx[:, start::stride, start::stride].flatten(1)
+    gy = gy[:, start::stride, start::stride].flatten(1)
+    values = template[:, start::stride, start::stride].flatten(1)
+    jac = torch.stack([gx * ux, gx * uy, gx, gy * ux, gy * uy, gy], dim=1)  # (N, 6, P)
+    spatial = _border_weight(rows, cols, grey)[start::stride, start::stride].flatten()
+    inner = ((rs > 0) & (rs < rows - 1))[:, None] & ((cs > 0) & (cs < cols - 1))[None, :]
+    spatial = spatial * inner.flatten()
+    theta = pairs.reshape(count, 3, 3)[:, :2]
+    eye = torch.eye(6, dtype=grey.dtype, device=grey.device)
+    fit_cost = torch.zeros(count, dtype=grey.dtype, device=grey.device)
+    for iteration in range(iterations):
+        grid = _affine_grid_at(theta, uy, ux)  # (N, 1, P, 2)
+        warped = F.grid_sample(moving, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        residual = warped.view(count, -1) - values
+        support = spatial * _inside(grid).view(count, -1)
+        if iteration == iterations - 1:
+            fit_cost = _robust_cost(residual, support)
+        weight = support / (1 + (residual / _REFINE_SCALE).square())
+        weighted = jac * weight[:, None]
+        hessian = torch.einsum("nkp,nlp->nkl", weighted, jac)
+        gradient = torch.einsum("nkp,np->nk", weighted, residual)
+        damping = 1e-3 * hessian.diagonal(dim1=1, dim2=2).mean(dim=1) + 1e-9
+        step = torch.linalg.solve_ex(hessian + damping[:, None, None] * eye, -gradient[:, :, None])[0]
+        # A step at most a quarter of the frame or of a unit scale: a degenerate fit cannot run off.
+        theta = theta + step.nan_to_num(0.0, 0.0, 0.0).clamp_(-0.25, 0.25).view(count, 2, 3)
+    unmoved = moving[:, 0, start::stride, start::stride].flatten(1)
+    still_cost = _robust_cost(unmoved - values, spatial.expand(count, -1))
+    identity_fits = still_cost <= _STILL_COST_RATIO * fit_cost + 1e-9
+    out = pairs.reshape(count, 3, 3).clone()
+    out[:, :2] = theta
+    return out.view_as(pairs), identity_fits.view(pairs.shape[:2])
 
 
-def _background_differences(grey: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Root mean square over time of each frame's difference from the aligned temporal median.
+def _robust_cost(residual: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted mean Cauchy loss ``log(1 + (r / _REFINE_SCALE)^2)`` of (N, P) residuals, (N,)."""
+    loss = torch.log1p((residual / _REFINE_SCALE).square())
+    return (weight * loss).sum(dim=1) / weight.sum(dim=1).clamp_min(1e-12)
 
-    ``grey`` (B, T, h, w); ``positions`` as in ``_aligned_differences``. The median is taken in
-    frame 0's coordinates over the frames that see each pixel; each frame's difference is moved
-    back to its own coordinates.
+
+def _affine_grid_at(theta: torch.Tensor, uy: torch.Tensor, ux: torch.Tensor) -> torch.Tensor:
+    """(N, 1, P, 2) sampling grid of (N, 2, 3) affine maps at P points (normalised ``uy``, ``ux``)."""
+    x = theta[:, 0, :1] * ux + theta[:, 0, 1:2] * uy + theta[:, 0, 2:]
+    y = theta[:, 1, :1] * ux + theta[:, 1, 1:2] * uy + theta[:, 1, 2:]
+    return torch.stack([x, y], dim=-1)[:, None]
+
+
+def _gradients(image: torch.Tensor, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central differences (d/dy, d/dx) of (..., h, w) images in normalised units (zero at the border)."""
+    gy = torch.zeros_like(image)
+    gx = torch.zeros_like(image)
+    gy[..., 1:-1, :] = (image[..., 2:, :] - image[..., :-2, :]) * (rows / 4)
+    gx[..., :, 1:-1] = (image[..., :, 2:] - image[..., :, :-2]) * (cols / 4)
+    return gy, gx
+
+
+def _affine_grid(theta: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """``F.affine_grid(theta, (N, 1, rows, cols), align_corners=False)`` by broadcasting (faster on CPUs).
+
+    The result is a (N, rows, cols, 2) view of a (N, 2, rows, cols) tensor; ``grid_sample`` reads it
+    as fast as a contiguous grid.
     """
-    to_first = positions.sub(positions[:, :1]).round().long()  # (B, T, 2)
-    aligned, valid = shift_frames(grey, to_first)
-    stack = aligned.masked_fill_(~valid, float("nan"))
-    background = torch.nan_to_num(stack.nanmedian(dim=1).values, nan=0.0)
-    residual = (stack - background[:, None]).abs_().nan_to_num_(nan=0.0)
-    residual, valid = shift_frames(residual, -to_first)
-    return residual.square_().mul_(valid).mean(dim=1).sqrt_()
+    y = (torch.arange(rows, dtype=theta.dtype, device=theta.device) * 2 + 1) / rows - 1
+    x = (torch.arange(cols, dtype=theta.dtype, device=theta.device) * 2 + 1) / cols - 1
+    t = theta[:, :, :, None, None]  # (N, 2, 3, 1, 1)
+    return (t[:, :, 0] * x + t[:, :, 1] * y[:, None] + t[:, :, 2]).permute(0, 2, 3, 1)
+
+
+def _inside(grid: torch.Tensor) -> torch.Tensor:
+    """Whether each sampling point of a (N, h, w, 2) grid lies inside the frame, (N, h, w) bool."""
+    return grid.abs().amax(dim=-1) <= 1
+
+
+def _pair_differences(clips: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Root mean square over time of channel-summed frame differences, with and without alignment.
+
+    ``clips`` (B, C, T, h, w); ``pairs`` (B, T-1, 3, 3). Returns two (B, h, w) maps in each earlier
+    frame's coordinates: frame t against frame t+1 warped onto it, and against frame t+1 as it is.
+    """
+    batch, channels, frames, rows, cols = clips.shape
+    count = batch * (frames - 1)
+    later = clips[:, :, 1:].transpose(1, 2).reshape(count, channels, rows, cols)
+    earlier = clips[:, :, :-1].transpose(1, 2).reshape(count, channels, rows, cols)
+    grid = _affine_grid(pairs.reshape(count, 3, 3)[:, :2], rows, cols)
+    warped = F.grid_sample(later, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    aligned = warped.sub_(earlier).abs_().sum(dim=1).square_().mul_(_inside(grid))
+    raw = (later - earlier).abs_().sum(dim=1).square_()
+    aligned = aligned.view(batch, frames - 1, rows, cols).mean(dim=1).sqrt_()
+    return aligned, raw.view(batch, frames - 1, rows, cols).mean(dim=1).sqrt_()
+
+
+def _plain_differences(clips: torch.Tensor) -> torch.Tensor:
+    """Root mean square over time of channel-summed differences of consecutive frames, (B, H, W) at full size.
+
+    On the CPU outside ``torch.compile`` clip by clip, into one reused buffer (temporaries stay in
+    cache); elsewhere batched.
+    """
+    batch, channels, frames, height, width = clips.shape
+    if clips.device.type != "cpu" or torch.compiler.is_compiling():
+        squared = (clips[:, :, 1:] - clips[:, :, :-1]).abs_().sum(dim=1).square_()
+        return torch.nan_to_num_(squared.mean(dim=1).sqrt_(), nan=0.0, posinf=0.0, neginf=0.0)
+    out = torch.empty(batch, height, width, dtype=clips.dtype)
+    diffs = torch.empty(channels, frames - 1, height, width, dtype=clips.dtype)
+    summed = torch.empty(frames - 1, height, width, dtype=clips.dtype)
+    for b in range(batch):
+        torch.sub(clips[b, :, 1:], clips[b, :, :-1], out=diffs)
+        torch.sum(diffs.abs_(), dim=0, out=summed)
+        torch.sum(summed.square_(), dim=0, out=out[b])
+    return torch.nan_to_num_(out.div_(frames - 1).sqrt_(), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _small_motion(pairs: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """(B, T-1) whether each pair's map moves every frame corner by less than ``_STILL_PIXELS`` of a 112 px frame.
+
+    ``pairs`` (B, T-1, 3, 3) are maps of (rows, cols) working frames.
+    """
+    corners = torch.tensor(
+        [[-1.0, 1.0, -1.0, 1.0], [-1.0, -1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]], dtype=pairs.dtype, device=pairs.device
+    )
+    moved = pairs[..., :2, :] @ corners - corners[:2]  # (B, T-1, 2, 4) in normalised units
+    to_pixels = torch.tensor([cols / 2, rows / 2], dtype=pairs.dtype, device=pairs.device) * (112 / max(rows, cols))
+    return (moved * to_pixels[:, None]).abs().amax(dim=(-2, -1)) < _STILL_PIXELS
 
 
 def _scaled_to_frame(maps: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -39,11 +39,13 @@ def foreground_mask(
     from the motion map, blurred again, then the top pixels. ``mode="motion"`` skips the color
     refinement (steps 1, 2 and 5): faster, and it works for any number of channels.
     ``mode="stabilized"`` removes the camera's motion first: it estimates the background's
-    translation between consecutive frames, aligns them, and scores each pixel by its aligned
-    frame differences and its difference from the aligned temporal median (the background),
-    then blurs and keeps the top pixels as ``"motion"`` does. It keeps the moving object when
-    the camera pans, where the other modes keep the moving background; about 1.7x the time of
-    ``"official"`` on the CPU at 224 px (see the README).
+    affine motion between consecutive frames (pan, tilt, zoom, roll), robustly, so that the
+    object is the outlier, and scores each pixel by its frame differences after alignment, more
+    so where alignment makes them larger than without it (an object the camera follows); a still
+    camera gets the plain frame differences. Then it blurs and keeps the top pixels as
+    ``"motion"`` does. It keeps the moving object when the camera pans, zooms, rolls or tracks the
+    object, where the other modes keep the moving background; on the CPU it takes about 1.2x the
+    time of ``"official"`` at 224 px and 2-2.5x at 112 px (see the README).
 
     Convention:
         - Layout: ``video`` is (B, C, T, H, W) for ``data_format="BCTHW"`` or (B, T, C, H, W)
@@ -57,10 +59,15 @@ def foreground_mask(
         - No gradient: the mask is computed without autograd, whatever ``video.requires_grad``.
         - Non-finite input: NaN and Inf count as no motion (and as black for the color model),
           so the mask keeps its exact count.
-        - Camera motion (``"stabilized"``): one global translation per frame pair, found
-          within about a fifth of the frame (21 px at 112) between consecutive frames; rotation,
-          zoom and parallax are not modelled. Frames larger than 112 px are averaged down by a
-          whole factor first (224 -> 112).
+        - Camera motion (``"stabilized"``): one affine map per pair of consecutive frames,
+          found within about a sixth of the frame (20 px at 112) of translation, on frames
+          averaged down by a whole factor to about 56 px (112 -> 56, 224 -> 56). The fit weighs
+          the frame's border most and pools each pair's coarse fit with its neighbours' in
+          time; it fails when the object covers most of the border, or the camera jerks by more
+          than a few pixels from one pair to the next. Parallax (a near and a far background)
+          is not modelled. When no pair moves by 3 px of a 112 px frame and the unaligned frames
+          fit about as well, the camera counts as still and the plain frame differences (at full
+          size) are scored.
         - Blur: Gaussian with ``k = int(0.1 * min(H, W)) // 2 * 2 + 1`` taps, sigma ``k / 3``,
           reflect border (k = 11 at 112 px, 23 at 224 px).
 
@@ -311,7 +318,7 @@ def _foreground_scores(clips: torch.Tensor, mode: str) -> torch.Tensor:
     """The normalised (B, H, W) score whose top pixels form the mask.
 
     Steps 1-4 for ``"official"``, 1-2 for ``"motion"``; ``"stabilized"`` replaces step 1 by the
-    camera-compensated motion map of :mod:`fame_aug._stabilize`.
+    camera-compensated motion map of :mod:`fame_aug._stabilize` (docs/algorithm.md, section 3).
     """
     refine = mode == "official"
     if mode == "stabilized":

@@ -126,14 +126,26 @@ def draw_object(
 
 
 def moving_object_clips(
-    num_clips: int = 4, num_frames: int = 16, size: int = 112, seed: int = 0, pan: float = 0.0
+    num_clips: int = 4,
+    num_frames: int = 16,
+    size: int = 112,
+    seed: int = 0,
+    pan: float = 0.0,
+    zoom: float = 0.0,
+    rotate: float = 0.0,
+    track: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clips of one object crossing a textured background in a straight line.
 
     Each clip draws its own background family, colours, object shape, size, direction and speed.
     With ``pan > 0`` the camera also moves: the background slides by ``pan`` pixels per frame in
     a random direction of its own (whole pixels), while the object's path in the frame is as
-    without it, so frame differences see the whole background change.
+    without it, so frame differences see the whole background change. ``zoom`` and ``rotate``
+    make the camera zoom (the view's scale changes by the factor ``1 + zoom`` per frame, about
+    the frame's centre; the object grows or shrinks with it) and roll (``rotate`` degrees per
+    frame, in a random sense). With ``track=True`` the camera follows the object: it stays near
+    the frame's centre (drifting by a tenth of its usual travel) while the background moves.
+    The defaults (no zoom, no rotation, no tracking) give the same clips as before these options.
 
     Args:
         num_clips: clips to make.
@@ -141,6 +153,9 @@ def moving_object_clips(
         size: frame side in pixels.
         seed: everything is deterministic given the seed.
         pan: camera speed in pixels per frame (0: a static camera).
+        zoom: relative change of the view's scale per frame, in [-0.05, 0.1] (0.02: 2 % closer per frame).
+        rotate: camera roll in degrees per frame, in [0, 10].
+        track: whether the camera follows the object (the object nearly still in the frame).
 
     Returns:
         ``(clips, masks)``: uint8 RGB (N, T, size, size, 3) and bool object masks (N, T, size, size).
@@ -149,12 +164,20 @@ def moving_object_clips(
         raise ValueError(f"need num_clips >= 1, num_frames >= 1, size >= 8; got {num_clips}, {num_frames}, {size}")
     if not 0 <= pan <= size:
         raise ValueError(f"pan must be between 0 and size={size} pixels per frame, got {pan!r}")
+    if not -0.05 <= zoom <= 0.1:
+        raise ValueError(f"zoom must be between -0.05 and 0.1 per frame, got {zoom!r}")
+    if not 0 <= rotate <= 10:
+        raise ValueError(f"rotate must be between 0 and 10 degrees per frame, got {rotate!r}")
     rng = np.random.default_rng(seed)
     clips = np.empty((num_clips, num_frames, size, size, 3), np.uint8)
     masks = np.zeros((num_clips, num_frames, size, size), bool)
     extent = int(np.ceil(pan * max(num_frames - 1, 0)))  # how far the camera travels
+    warped = zoom != 0 or rotate != 0
+    # Room around the view for its corners when it turns, and for its growth when it zooms out.
+    smallest = min(1.0, (1 + zoom) ** max(num_frames - 1, 0))
+    margin = int(np.ceil(size * (np.sqrt(2) / smallest - 1) / 2)) + 1 if warped else 0
     for n in range(num_clips):
-        scene = background_texture(BACKGROUND_KINDS[int(rng.integers(5))], size + extent, rng)
+        scene = background_texture(BACKGROUND_KINDS[int(rng.integers(5))], size + extent + 2 * margin, rng)
         color = random_colors(rng, 1)[0]
         radius = size * rng.uniform(0.08, 0.16)
         shape = SHAPES[int(rng.integers(2))]
@@ -163,12 +186,39 @@ def moving_object_clips(
         travel = size * rng.uniform(0.35, 0.6)
         start = size / 2 - direction * travel / 2
         camera = _camera_path(rng, num_frames, pan, extent) if pan > 0 else np.zeros((num_frames, 2), int)
+        if track:  # the camera follows the object: it drifts by a tenth of its travel around the centre
+            start, travel = size / 2 - direction * travel / 20, travel / 10
+        roll = rotate * (1 if rng.random() < 0.5 else -1) if warped else 0.0
         for t in range(num_frames):
             centre = start + direction * travel * t / max(num_frames - 1, 1)
             top, left = camera[t]
-            clips[n, t] = scene[top : top + size, left : left + size]
-            masks[n, t] = draw_object(clips[n, t], shape, (centre[0], centre[1]), radius, color)
+            scale = (1 + zoom) ** t
+            if warped:
+                clips[n, t] = _camera_view(scene, size, (top + margin, left + margin), scale, roll * t)
+            else:
+                clips[n, t] = scene[top : top + size, left : left + size]
+            masks[n, t] = draw_object(clips[n, t], shape, (centre[0], centre[1]), radius * scale, color)
     return clips, masks
+
+
+def _camera_view(scene: np.ndarray, size: int, corner: tuple[int, int], scale: float, degrees: float) -> np.ndarray:
+    """The (size, size) view of ``scene`` at ``corner`` (row, col of its unturned top-left corner).
+
+    The view is magnified by ``scale`` and turned by ``degrees`` about its centre (bilinear).
+    """
+    half = (size - 1) / 2
+    angle = np.radians(degrees)
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    # Frame pixel (x, y) -> scene pixel: centre + R (p - half) / scale.
+    matrix = np.array(
+        [
+            [cos, -sin, corner[1] + half - cos * half + sin * half],
+            [sin, cos, corner[0] + half - sin * half - cos * half],
+        ],
+        np.float64,
+    )
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(scene, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_REFLECT)
 
 
 def _camera_path(rng: np.random.Generator, num_frames: int, pan: float, extent: int) -> np.ndarray:
