@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-
 import kornia
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, VIDEOS, moving_square_clips, require
+from conftest import VIDEOS, load_benchmark, moving_square_clips, require
 
 from fame_aug import foreground_mask
 from fame_aug._filters import ReflectGaussianBlur, blur_kernel_size
 from fame_aug.data import read_clip, to_float_clips
 from fame_aug.functional import _as_bcthw, _foreground_scores, _hsv_bins
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from reference_fame import reference_foreground_mask
+reference_foreground_mask = load_benchmark("reference_fame").reference_foreground_mask
 
 
 def iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
