@@ -16,7 +16,8 @@ follows):
 3. Robust Gauss-Newton steps (Cauchy-weighted, same border weights) refine the translation to a
    full affine map on the 56 px frames.
 4. Per frame pair, the channel-summed difference after warping the later frame onto the earlier
-   one (``aligned``) and without warping (``raw``), each a root mean square over time. The score
+   one (``aligned``) and without warping (``raw``), each a root mean square over time in which a pair
+   counts in inverse proportion to its background residue (``_pair_weights``). The score
    is ``aligned * (1 + 3 * aligned / (aligned + raw))``: where the camera follows the object, it
    is still in the image (small ``raw``) and moves against the aligned background (large
    ``aligned``), while the background's parallax moves in the image too (large ``raw``).
@@ -418,10 +419,12 @@ def _inside(grid: torch.Tensor) -> torch.Tensor:
 
 
 def _pair_differences(clips: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Root mean square over time of channel-summed frame differences, with and without alignment.
+    """Weighted root mean square over time of channel-summed frame differences, with and without alignment.
 
     ``clips`` (B, C, T, h, w); ``pairs`` (B, T-1, 3, 3). Returns two (B, h, w) maps in each earlier
     frame's coordinates: frame t against frame t+1 warped onto it, and against frame t+1 as it is.
+    Each pair counts in inverse proportion to its background residue, the ``_border_weight``-ed mean
+    of its aligned difference (``_pair_weights``), in both maps.
     """
     batch, channels, frames, rows, cols = clips.shape
     count = batch * (frames - 1)
@@ -429,10 +432,28 @@ def _pair_differences(clips: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.T
     earlier = clips[:, :, :-1].transpose(1, 2).reshape(count, channels, rows, cols)
     grid = _affine_grid(pairs.reshape(count, 3, 3)[:, :2], rows, cols)
     warped = F.grid_sample(later, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    aligned = warped.sub_(earlier).abs_().sum(dim=1).square_().mul_(_inside(grid))
-    raw = (later - earlier).abs_().sum(dim=1).square_()
-    aligned = aligned.view(batch, frames - 1, rows, cols).mean(dim=1).sqrt_()
-    return aligned, raw.view(batch, frames - 1, rows, cols).mean(dim=1).sqrt_()
+    inside = _inside(grid)
+    aligned = warped.sub_(earlier).abs_().sum(dim=1).mul_(inside)
+    weight = _pair_weights(aligned.view(batch, frames - 1, rows, cols), inside.view(batch, frames - 1, rows, cols))
+    raw = (later - earlier).abs_().sum(dim=1).square_().view(batch, frames - 1, rows, cols)
+    aligned = aligned.square_().view(batch, frames - 1, rows, cols)
+    weight = (weight / (frames - 1))[..., None, None]
+    return aligned.mul_(weight).sum(dim=1).sqrt_(), raw.mul_(weight).sum(dim=1).sqrt_()
+
+
+def _pair_weights(aligned: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """(B, T-1) weights of each pair's squared differences: ``(mean residue / (residue + 1e-3))^2``.
+
+    A pair's residue is the ``_border_weight``-ed mean of its aligned difference over the pixels
+    whose source is inside the frame, mostly background: large where the camera model does not fit
+    the pair (a pan too fast to search, motion blur, a fit that followed the object), whose
+    differences then say little about what moves. Scaled by the clip's mean residue, so that a clip
+    whose pairs fit equally well keeps its unweighted differences.
+    """
+    spatial = _border_weight(aligned.shape[-2], aligned.shape[-1], aligned) * inside
+    residue = (aligned * spatial).sum(dim=(-2, -1)) / spatial.sum(dim=(-2, -1)).clamp_min(1e-6)
+    scale = residue.mean(dim=1, keepdim=True) / (residue + 1e-3)
+    return scale.square_()
 
 
 def _plain_differences(clips: torch.Tensor) -> torch.Tensor:

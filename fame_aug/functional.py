@@ -41,11 +41,12 @@ def foreground_mask(
     ``mode="stabilized"`` removes the camera's motion first: it estimates the background's
     affine motion between consecutive frames (pan, tilt, zoom, roll), robustly, so that the
     object is the outlier, and scores each pixel by its frame differences after alignment, more
-    so where alignment makes them larger than without it (an object the camera follows); a still
+    so where alignment makes them larger than without it (an object the camera follows), each
+    frame pair counting less the more background its alignment leaves unexplained; a still
     camera gets the plain frame differences. Then it blurs and keeps the top pixels as
     ``"motion"`` does. It keeps the moving object when the camera pans, zooms, rolls or tracks the
     object, where the other modes keep the moving background; on the CPU it takes about 1.2x the
-    time of ``"official"`` at 224 px and 2-2.5x at 112 px (see the README).
+    time of ``"official"`` at 224 px and 2-3x at 112 px (see the README).
 
     Convention:
         - Layout: ``video`` is (B, C, T, H, W) for ``data_format="BCTHW"`` or (B, T, C, H, W)
