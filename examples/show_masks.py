@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("masks.png"))
     parser.add_argument("--mode", action="append", choices=MASK_MODES, help="mask mode (repeatable; default official)")
     parser.add_argument("--pan", type=float, default=0.0, help="generated clips: camera speed in px per frame")
+    parser.add_argument("--zoom", type=float, default=0.0, help="generated clips: the view's scale change per frame")
+    parser.add_argument("--rotate", type=float, default=0.0, help="generated clips: camera roll in degrees per frame")
+    parser.add_argument("--track", action="store_true", help="generated clips: the camera follows the object")
     parser.add_argument("--beta", type=float, default=0.5)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--start", type=int, default=0, help="first frame of each clip")
@@ -61,7 +64,8 @@ def main() -> None:
         parser.error("give video files, --synthetic N or --sequence DIR (one of them)")
 
     if args.synthetic:
-        clips, objects = moving_object_clips(args.synthetic, 16, args.size, seed=args.seed, pan=args.pan)
+        camera = {"pan": args.pan, "zoom": args.zoom, "rotate": args.rotate, "track": args.track}
+        clips, objects = moving_object_clips(args.synthetic, 16, args.size, seed=args.seed, **camera)
         names = [f"clip {n}" for n in range(args.synthetic)]
     elif args.sequence:
         read = [read_sequence(folder, args.start, args.size) for folder in args.sequence]

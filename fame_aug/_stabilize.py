@@ -12,7 +12,10 @@ follows):
    pixels that do not follow the motion cost at most a constant. Pixels near the frame's border
    weigh more (the background surrounds the object, and a tracked object sits near the centre),
    and each pair's coarse costs are averaged with its neighbours' in time (the camera moves
-   smoothly), so that a large object still in the image does not win the fit.
+   smoothly), so that a large object still in the image does not win the fit. Then, twice, every
+   pair is searched again (radius 2 coarse px) around the offset found for the pair before it, and
+   keeps the better fit: a pan that speeds up stays within reach one pair further each pass,
+   while the radius, and with it the risk of locking onto the object, stays small.
 3. Robust Gauss-Newton steps (Cauchy-weighted, same border weights) refine the translation to a
    full affine map on the 56 px frames.
 4. Per frame pair, the channel-summed difference after warping the later frame onto the earlier
@@ -46,6 +49,9 @@ _RESIDUAL_CAP = 0.03
 _MOTION_PRIOR = 0.1
 # Weight of the previous and the next pair's coarse search costs in each pair's (its own: 1).
 _NEIGHBOUR_WEIGHT = 1.0
+# Coarse searches around the previous pair's offset after the first (``_propagated``).
+_PROPAGATION_PASSES = 2
+_PROPAGATION_RADIUS = 2
 # Weight of the frame's border in the camera fit: 1 inside the central square of half-side
 # ``_BORDER_START`` (in units of the half frame), rising linearly to ``1 + _BORDER_EMPHASIS`` at
 # the border; then scaled to mean 1.
@@ -177,6 +183,9 @@ def _search(pyramid: list[torch.Tensor]) -> torch.Tensor:
         row, col = best // (2 * radius + 1), best % (2 * radius + 1)
         offset = offset + torch.stack([row - radius, col - radius], dim=1).to(offset.dtype)
         reach = reach + radius
+        if level == 0 and frames > 2:
+            offset = _propagated(first, second, offset, ranked.flatten(1).amin(dim=1), batch, radius, stride)
+            reach = reach + _PROPAGATION_PASSES * _PROPAGATION_RADIUS
         if enlarge > 1:
             offset = offset / enlarge
             reach = reach / enlarge
@@ -184,6 +193,55 @@ def _search(pyramid: list[torch.Tensor]) -> torch.Tensor:
     offset = offset + _parabola_peak(cost, row, col) / enlarge
     assert previous is not None
     return (offset * (height / previous)).view(batch, frames - 1, 2)
+
+
+def _propagated(
+    first: torch.Tensor,
+    second: torch.Tensor,
+    offset: torch.Tensor,
+    score: torch.Tensor,
+    batch: int,
+    radius: int,
+    stride: int,
+) -> torch.Tensor:
+    """Coarse offsets improved by searching each pair again around its previous pair's offset.
+
+    The camera moves smoothly, so a pan that speeds up past the search's reach around no motion
+    is still within reach around the previous pair's motion. Each of ``_PROPAGATION_PASSES`` passes
+    searches every pair (batched) around the offset found so far for the pair before it (the
+    first pair: the one after it), with its neighbours' costs pooled as in the first search and
+    the motion prior measured from that centre, and keeps the better of the two fits.
+    """
+    count = offset.shape[0]
+    frames = count // batch + 1
+    full_radius, radius = radius, _PROPAGATION_RADIUS
+    size = 2 * radius + 1
+    t = torch.arange(frames - 1, device=offset.device)
+    before = (t - 1).clamp(min=0)
+    before[0] = min(1, frames - 2)
+    previous_pair = (torch.arange(batch, device=offset.device)[:, None] * (frames - 1) + before).flatten()
+    # Pairs t-1, t and t+1 (clamped into the clip), each searched around pair t's new centre.
+    neighbours = torch.stack([(t - 1).clamp(min=0), t, (t + 1).clamp(max=frames - 2)])  # (3, T-1)
+    has = torch.stack([t > 0, torch.ones_like(t, dtype=torch.bool), t < frames - 2]).to(first.dtype)
+    share = torch.tensor([_NEIGHBOUR_WEIGHT, 1.0, _NEIGHBOUR_WEIGHT], dtype=first.dtype, device=first.device)
+    weights = has * share[:, None]
+    weights = weights / weights.sum(dim=0)
+    flat = (torch.arange(batch, device=offset.device)[:, None, None] * (frames - 1) + neighbours).flatten()
+    firsts, seconds = first[flat], second[flat]
+    inner = slice(full_radius - radius, full_radius + radius + 1)
+    prior = _smallest_motion_prior(full_radius, score)[inner, inner]
+    for passes in range(1, _PROPAGATION_PASSES + 1):
+        centre = offset[previous_pair]  # (N, 2)
+        centres = centre.view(batch, 1, frames - 1, 2).expand(batch, 3, frames - 1, 2).reshape(-1, 2)
+        cost = _alignment_cost(firsts, seconds, centres.long(), radius, stride, full_radius + passes * radius + 1)
+        pooled = (cost.view(batch, 3, frames - 1, size * size) * weights[None, :, :, None]).sum(dim=1)
+        ranked = pooled.view(count, size * size) + prior.flatten()
+        value, best = ranked.min(dim=1)
+        found = centre + torch.stack([best // size - radius, best % size - radius], dim=1).to(offset.dtype)
+        better = value < score
+        offset = torch.where(better[:, None], found, offset)
+        score = torch.where(better, value, score)
+    return offset
 
 
 def _pooled_over_time(cost: torch.Tensor, batch: int) -> torch.Tensor:

@@ -22,12 +22,12 @@ def random_colors(rng: np.random.Generator, count: int) -> np.ndarray:
 
 
 def background_texture(kind: str, height: int, rng: np.random.Generator, width: int | None = None) -> np.ndarray:
-    """A (height, width, 3) uint8 texture of one procedural family, with random colours and scale.
+    """A (height, width, 3) uint8 texture of one procedural family, with random colors and scale.
 
     Args:
         kind: one of ``BACKGROUND_KINDS``.
         height: rows in pixels.
-        rng: source of randomness (colours, scale, orientation, phase).
+        rng: source of randomness (colors, scale, orientation, phase).
         width: columns (default ``height``).
     """
     if kind not in BACKGROUND_KINDS:
@@ -137,7 +137,7 @@ def moving_object_clips(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clips of one object crossing a textured background in a straight line.
 
-    Each clip draws its own background family, colours, object shape, size, direction and speed.
+    Each clip draws its own background family, colors, object shape, size, direction and speed.
     With ``pan > 0`` the camera also moves: the background slides by ``pan`` pixels per frame in
     a random direction of its own (whole pixels), while the object's path in the frame is as
     without it, so frame differences see the whole background change. ``zoom`` and ``rotate``
