@@ -100,16 +100,6 @@ def camera_maps(clips: torch.Tensor) -> torch.Tensor:
     return _working_frames_and_camera(clips)[1]
 
 
-def frame_translations(grey: torch.Tensor) -> torch.Tensor:
-    """Global translation between consecutive frames, in pixels of the (B, T, H, W) input.
-
-    Returns (B, T-1, 2) offsets (dy, dx) such that frame t+1 at (y + dy, x + dx) shows what
-    frame t shows at (y, x) for the background (the part of the frame that most pixels follow,
-    the border counting more than the centre). The coarse-to-fine search of step 2 only.
-    """
-    return _search(_pyramid(grey))
-
-
 def _working_frames_and_camera(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Steps 1-3: the (B, C, T, h, w) working frames and the (B, T-1, 3, 3) affine maps of their pairs.
 
@@ -266,34 +256,6 @@ def _enlargement(rows: int, cols: int, radius: int, stride: int) -> int:
     """Whole factor by which a (rows, cols) thumbnail must grow to leave 4 compared pixels a side."""
     needed = 2 * radius + 3 * stride + 1
     return max(1, -(-needed // min(rows, cols)))
-
-
-def shift_frames(frames: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample frames at whole-pixel offsets: ``out[..., y, x] = frames[..., y + dy, x + dx]``.
-
-    ``frames`` is (..., H, W) and ``offsets`` (..., 2) long (dy, dx), with leading dimensions
-    that broadcast to the frames' (one offset per frame, shared by its channels, say). Returns
-    the shifted frames (the border repeated where the source is outside the frame) and a bool
-    map (offsets' leading dimensions, H, W) of where the source is inside.
-    """
-    height, width = frames.shape[-2:]
-    rows = torch.arange(height, device=frames.device) + offsets[..., :1]  # (..., H)
-    cols = torch.arange(width, device=frames.device) + offsets[..., 1:]  # (..., W)
-    # One gather over the flattened frame: source pixel (row, col) of every output pixel.
-    source, valid = _flat_sources(rows[..., :, None], cols[..., None, :], height, width)
-    leading = torch.broadcast_shapes(frames.shape[:-2], source.shape[:-2])
-    index = source.flatten(-2).expand(*leading, height * width)
-    shifted = frames.flatten(-2).expand(*leading, height * width).gather(-1, index)
-    return shifted.view(*leading, height, width), valid
-
-
-def _flat_sources(rows: torch.Tensor, cols: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat index ``row * width + col`` of source pixels clamped into the frame, and whether each is inside.
-
-    ``rows`` and ``cols`` are long tensors that broadcast against each other.
-    """
-    inside = ((rows >= 0) & (rows < height)) & ((cols >= 0) & (cols < width))
-    return rows.clamp(0, height - 1) * width + cols.clamp(0, width - 1), inside
 
 
 def _alignment_cost(

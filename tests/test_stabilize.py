@@ -8,7 +8,7 @@ import torch
 from conftest import requires_cuda
 
 from fame_aug import FAME, foreground_mask
-from fame_aug._stabilize import camera_maps, frame_translations, shift_frames
+from fame_aug._stabilize import _pyramid, _search, camera_maps
 from fame_aug.data import moving_object_clips, to_float_clips
 from fame_aug.data.synthetic import _camera_view, background_texture, draw_object
 
@@ -28,6 +28,14 @@ def panned_clip(steps: list[tuple[int, int]], size: int = 112, seed: int = 0) ->
         draw_object(frame, "disc", (size * (0.3 + 0.03 * t), size / 2), size * 0.25, np.array([250, 30, 30]))
         frames.append(frame)
     return to_float_clips(np.stack(frames)[None])
+
+
+def frame_translations(grey: torch.Tensor) -> torch.Tensor:
+    """Step 2 alone (the coarse-to-fine search): (B, T-1, 2) offsets (dy, dx) in pixels of the (B, T, H, W) input.
+
+    Frame t+1 at (y + dy, x + dx) shows what frame t shows at (y, x), for the background.
+    """
+    return _search(_pyramid(grey))
 
 
 class TestFrameTranslations:
@@ -92,16 +100,6 @@ class TestCameraMaps:
         assert torch.allclose(scale, torch.full_like(scale, zoom), atol=0.003), scale
         assert torch.allclose(angle, torch.full_like(angle, -degrees), atol=0.2), angle
         assert maps[:, :2, 2].abs().max() < 0.03, maps[:, :2, 2]  # no pan: the centre stays (normalised units)
-
-
-class TestShiftFrames:
-    def test_samples_at_the_offset_and_marks_the_outside(self) -> None:
-        frames = torch.arange(2 * 3 * 16, dtype=torch.float32).view(2, 3, 4, 4)  # (N, C, H, W)
-        shifted, valid = shift_frames(frames, torch.tensor([[1, -1], [0, 0]])[:, None])  # shared by channels
-        assert shifted.shape == (2, 3, 4, 4) and valid.shape == (2, 1, 4, 4)
-        assert torch.equal(shifted[0, :, :3, 1:], frames[0, :, 1:, :3])
-        assert torch.equal(shifted[1], frames[1]) and valid[1].all()
-        assert valid[0, 0].sum() == 9 and not valid[0, 0, 3].any() and not valid[0, 0, :, 0].any()
 
 
 class TestStabilizedMask:
