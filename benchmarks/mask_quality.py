@@ -20,9 +20,9 @@ background (CDnet's shadow value 50 included). Run::
     python benchmarks/mask_quality.py --synthetic      # generated clips under moving cameras
 
 With ``--synthetic``, generated 16-frame clips at 112 px (``moving_object_clips``, 32 per setting),
-whose object is known, are filmed by cameras that pan (0-24 px per frame), zoom, roll, and track
-the object (it stays near the centre while the background moves) at several speeds, and the table
-gives each mode's mean recall of the object.
+whose object is known, are filmed by cameras that pan (0-24 px per frame, or speeding up to or
+slowing down from 32), zoom, roll, and track the object (it stays near the centre while the
+background moves) at several speeds, and the table gives each mode's mean recall of the object.
 """
 
 from __future__ import annotations
@@ -103,6 +103,9 @@ CAMERAS = (
     ("pan 8, zoom +2%, roll 2°", {"pan": 8.0, "zoom": 0.02, "rotate": 2.0}),
     *((f"tracking, pan {pan}", {"pan": float(pan), "track": True}) for pan in (2, 4, 8, 12, 16)),
     ("tracking, pan 4, zoom +2%, roll 1°", {"pan": 4.0, "zoom": 0.02, "rotate": 1.0, "track": True}),
+    ("pan 0 -> 32, speeding up", {"pan": 32.0, "ramp": "up"}),
+    ("tracking, pan 0 -> 32, speeding up", {"pan": 32.0, "ramp": "up", "track": True}),
+    ("tracking, pan 32 -> 0, slowing down", {"pan": 32.0, "ramp": "down", "track": True}),
 )
 
 

@@ -8,23 +8,29 @@ follows):
 
 1. Frames are averaged down by a whole factor to about 56 px (112 -> 56, 224 -> 56).
 2. A coarse-to-fine exhaustive translation search per frame pair (radius 4 on 28 px thumbnails,
-   2 at 56 px: up to 20 px of a 112 px frame) minimises a truncated absolute difference, so that
-   pixels that do not follow the motion cost at most a constant. Pixels near the frame's border
-   weigh more (the background surrounds the object, and a tracked object sits near the centre),
-   and each pair's coarse costs are averaged with its neighbours' in time (the camera moves
-   smoothly), so that a large object still in the image does not win the fit. Then, twice, every
-   pair is searched again (radius 2 coarse px) around the offset found for the pair before it, and
-   keeps the better fit: a pan that speeds up stays within reach one pair further each pass,
-   while the radius, and with it the risk of locking onto the object, stays small.
+   2 at 56 px: up to 20 px of a 112 px frame) minimises a truncated absolute difference over the
+   frames' overlap, so that pixels that do not follow the motion cost at most a constant. Pixels
+   near the frame's border weigh more (the background surrounds the object, and a tracked object
+   sits near the centre), and each pair's coarse costs are averaged with its neighbours' in time
+   (the camera moves smoothly), so that a large object still in the image does not win the fit.
+   Then a forward sweep searches each pair again (radius 2 coarse px) around the offset just found
+   for the pair before it, and keeps the better fit, so a pan that keeps speeding up is followed to
+   the clip's end, while each search's radius, and with it the risk of locking onto the object,
+   stays small; from the clip's middle a backward sweep does the same towards its start (a pan that
+   slows down).
 3. Robust Gauss-Newton steps (Cauchy-weighted, same border weights) refine the translation to a
    full affine map on the 56 px frames.
-4. Per frame pair, the channel-summed difference after warping the later frame onto the earlier
-   one (``aligned``) and without warping (``raw``), each a root mean square over time in which a pair
-   counts in inverse proportion to its background residue (``_pair_weights``). The score
-   is ``aligned * (1 + 3 * aligned / (aligned + raw))``: where the camera follows the object, it
-   is still in the image (small ``raw``) and moves against the aligned background (large
-   ``aligned``), while the background's parallax moves in the image too (large ``raw``).
-5. When the camera is still (in every pair the map moves no frame corner by 3 px of a 112 px frame,
+4. Every other frame is compared with both neighbours, each warped onto it: channel-summed
+   differences after warping (``aligned``) and without (``raw``), root mean squares over time in
+   which a pair counts in inverse proportion to its background residue. Three-frame differences
+   (the smaller of a frame's two: where the object is in that frame), plus ``_PAIR_SHARE`` of the
+   pair differences (also the path between the object's positions). Each is scored ``aligned *
+   (aligned / (aligned + raw))^2``: where the camera follows the object, it is still in the image
+   (small ``raw``) and moves against the aligned background (large ``aligned``), while the
+   background's parallax moves in the image too (large ``raw``).
+5. Holes are filled: a region enclosed by higher scores (the inside of an object of one color,
+   whose outline alone differs) is raised to its rim.
+6. When the camera is still (in every pair the map moves no frame corner by 3 px of a 112 px frame,
    and leaving the frames unaligned fits them about as well), the plain frame differences at full
    size are scored instead: resampling blurs what it warps.
 
@@ -32,6 +38,8 @@ Everything is batched tensor code without host synchronisation. See docs/algorit
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -41,16 +49,16 @@ import torch.nn.functional as F
 _WORKING_SIDE = 56
 # Search levels from coarse to fine: (halvings of the working frame, search radius and
 # comparison stride, both in that level's pixels). At 56 px the radii 4 and 2 reach 8 and 2 px of
-# the working frame (16 + 4 px of a 112 px frame), comparing every 2nd pixel of each level.
-_SEARCH_LEVELS = ((1, 4, 2), (0, 2, 2))
+# the working frame (16 + 4 px of a 112 px frame), comparing every 2nd pixel of the 28 px level
+# and every 4th of the 56 px one (it only places the start of the affine refinement).
+_SEARCH_LEVELS = ((1, 4, 2), (0, 2, 4))
 # Grey-level difference (of [0, 1] frames) above which a pixel no longer fits a candidate motion.
 _RESIDUAL_CAP = 0.03
 # Penalty on the coarse search's longest offset, as a share of a total misfit (see below).
 _MOTION_PRIOR = 0.1
 # Weight of the previous and the next pair's coarse search costs in each pair's (its own: 1).
 _NEIGHBOUR_WEIGHT = 1.0
-# Coarse searches around the previous pair's offset after the first (``_propagated``).
-_PROPAGATION_PASSES = 2
+# Radius of the searches around a neighbouring pair's offset after the first (``_propagated``).
 _PROPAGATION_RADIUS = 2
 # Weight of the frame's border in the camera fit: 1 inside the central square of half-side
 # ``_BORDER_START`` (in units of the half frame), rising linearly to ``1 + _BORDER_EMPHASIS`` at
@@ -62,14 +70,19 @@ _BORDER_START = 0.4
 _REFINE_STEPS = 3
 _REFINE_STRIDE = 2
 _REFINE_SCALE = 0.03
-# How much more the aligned difference counts where it exceeds the unaligned one (step 4 above).
-_CONTRAST = 3.0
-# The camera is still (the plain frame differences are scored, step 5 above) when in every pair
+# Step 4 above: the power of the share ``aligned / (aligned + raw)``, the weight of the pair
+# differences beside the three-frame ones, and the power of the pair weights (``_pair_weights``).
+_FOLLOW_POWER = 2.0
+_PAIR_SHARE = 0.15
+_WEIGHT_POWER = 1.0
+# Reconstruction steps after the straight-line hole filling (``_holes_filled``).
+_FILL_STEPS = 2
+# The camera is still (the plain frame differences are scored, step 6 above) when in every pair
 # the map moves no frame corner by ``_STILL_PIXELS`` (pixels of a 112 px frame) and the identity's
 # robust cost is at most ``_STILL_COST_RATIO`` times the map's.
 _STILL_PIXELS = 3.0
 _STILL_COST_RATIO = 1.3
-# Value around the frame in the search: sources outside the frame then cost ``_RESIDUAL_CAP``.
+# Value around the frame in the search, marking sources outside the frame (left out of the mean).
 _OUTSIDE = 1e3
 
 
@@ -81,8 +94,8 @@ def stabilized_saliency(clips: torch.Tensor) -> torch.Tensor:
     """
     height, width = clips.shape[-2:]
     color, pairs, identity_fits = _working_frames_and_camera(clips)
-    aligned, raw = _pair_differences(color, pairs)
-    moving = aligned * (1 + _CONTRAST * aligned / (aligned + raw + 1e-3))
+    (aligned, raw), (pair_aligned, pair_raw) = _aligned_differences(color, pairs)
+    moving = _holes_filled(_followed(aligned, raw) + _PAIR_SHARE * _followed(pair_aligned, pair_raw))
     moving = _scaled_to_frame(moving, height, width)
     plain = _scaled_to_frame(_plain_differences(clips), height, width)
     small_motion = _small_motion(pairs, color.shape[-2], color.shape[-1])
@@ -167,15 +180,16 @@ def _search(pyramid: list[torch.Tensor]) -> torch.Tensor:
         first = thumbs[:, :-1].reshape(pairs, rows * enlarge, cols * enlarge)
         second = thumbs[:, 1:].reshape(pairs, rows * enlarge, cols * enlarge)
         cost = _alignment_cost(first, second, offset.long(), radius, stride, int(reach) + 1)  # (N, 2r+1, 2r+1)
-        # Offsets are absolute at the coarsest level only: there the smaller motion is preferred.
-        ranked = _pooled_over_time(cost, batch) + _smallest_motion_prior(radius, cost) if level == 0 else cost
+        # At the coarsest level the smaller motion is preferred, at finer ones the coarser estimate:
+        # a periodic background then cannot tip a tie to a period away (nor a sparse comparison grid).
+        ranked = (_pooled_over_time(cost, batch) if level == 0 else cost) + _smallest_motion_prior(radius, cost)
         best = ranked.flatten(1).argmin(dim=1)
         row, col = best // (2 * radius + 1), best % (2 * radius + 1)
         offset = offset + torch.stack([row - radius, col - radius], dim=1).to(offset.dtype)
         reach = reach + radius
         if level == 0 and frames > 2:
             offset = _propagated(first, second, offset, ranked.flatten(1).amin(dim=1), batch, radius, stride)
-            reach = reach + _PROPAGATION_PASSES * _PROPAGATION_RADIUS
+            reach = max(reach, min(rows, cols) * enlarge // 2 - _PROPAGATION_RADIUS)  # the sweeps' bound
         if enlarge > 1:
             offset = offset / enlarge
             reach = reach / enlarge
@@ -194,44 +208,74 @@ def _propagated(
     radius: int,
     stride: int,
 ) -> torch.Tensor:
-    """Coarse offsets improved by searching each pair again around its previous pair's offset.
+    """Coarse offsets improved by searching each pair again around its neighbour's offset, in sweeps.
 
     The camera moves smoothly, so a pan that speeds up past the search's reach around no motion
-    is still within reach around the previous pair's motion. Each of ``_PROPAGATION_PASSES`` passes
-    searches every pair (batched) around the offset found so far for the pair before it (the
-    first pair: the one after it), with its neighbours' costs pooled as in the first search and
-    the motion prior measured from that centre, and keeps the better of the two fits.
+    is still within reach around the previous pair's motion. A forward sweep searches pair 1, 2,
+    ... in turn around the offset just found for the pair before it, so that a pan that keeps
+    speeding up is followed to the clip's end. Once it has passed the clip's middle, a backward
+    sweep runs beside it, from there to the first pair (a pan that slows down into reach by the
+    middle). It cannot start at the last pair: a pan that speeds up leaves the last pairs wrong
+    until the forward sweep reaches them, and a wrong source would be propagated. Each search
+    (batched over clips and sweeps) pools the costs of the pair and its neighbours in time around
+    the same centre, as the first search does, measures the motion prior from that centre, and
+    keeps the better of the two fits.
     """
     count = offset.shape[0]
-    frames = count // batch + 1
+    pairs = count // batch
+    rows, cols = first.shape[-2:]
     full_radius, radius = radius, _PROPAGATION_RADIUS
     size = 2 * radius + 1
-    t = torch.arange(frames - 1, device=offset.device)
-    before = (t - 1).clamp(min=0)
-    before[0] = min(1, frames - 2)
-    previous_pair = (torch.arange(batch, device=offset.device)[:, None] * (frames - 1) + before).flatten()
-    # Pairs t-1, t and t+1 (clamped into the clip), each searched around pair t's new centre.
-    neighbours = torch.stack([(t - 1).clamp(min=0), t, (t + 1).clamp(max=frames - 2)])  # (3, T-1)
-    has = torch.stack([t > 0, torch.ones_like(t, dtype=torch.bool), t < frames - 2]).to(first.dtype)
-    share = torch.tensor([_NEIGHBOUR_WEIGHT, 1.0, _NEIGHBOUR_WEIGHT], dtype=first.dtype, device=first.device)
-    weights = has * share[:, None]
-    weights = weights / weights.sum(dim=0)
-    flat = (torch.arange(batch, device=offset.device)[:, None, None] * (frames - 1) + neighbours).flatten()
-    firsts, seconds = first[flat], second[flat]
+    # Offsets beyond half the thumbnail would compare too little of the frame to mean anything.
+    reach = max(full_radius, min(rows, cols) // 2 - radius)
+    # What every step compares, prepared once: the steps differ only in which pairs and where.
+    search = _search_setup(first, second, radius, stride, reach)
+    offset = offset.view(batch, pairs, 2).clone()
+    score = score.view(batch, pairs).clone()
     inner = slice(full_radius - radius, full_radius + radius + 1)
-    prior = _smallest_motion_prior(full_radius, score)[inner, inner]
-    for passes in range(1, _PROPAGATION_PASSES + 1):
-        centre = offset[previous_pair]  # (N, 2)
-        centres = centre.view(batch, 1, frames - 1, 2).expand(batch, 3, frames - 1, 2).reshape(-1, 2)
-        cost = _alignment_cost(firsts, seconds, centres.long(), radius, stride, full_radius + passes * radius + 1)
-        pooled = (cost.view(batch, 3, frames - 1, size * size) * weights[None, :, :, None]).sum(dim=1)
-        ranked = pooled.view(count, size * size) + prior.flatten()
-        value, best = ranked.min(dim=1)
-        found = centre + torch.stack([best // size - radius, best % size - radius], dim=1).to(offset.dtype)
-        better = value < score
-        offset = torch.where(better[:, None], found, offset)
-        score = torch.where(better, value, score)
-    return offset
+    prior = _smallest_motion_prior(full_radius, score)[inner, inner].flatten()
+    # Pairs t-1, t and t+1 of every clip for each t (clamped into the clip, the missing ones
+    # weighing 0), their compared pixels and the offset of each candidate, all prepared once:
+    # the steps are sequential, so each should launch as few operations as it can.
+    t = torch.arange(pairs, device=offset.device)
+    neighbours = torch.stack([(t - 1).clamp(min=0), t, (t + 1).clamp(max=pairs - 1)], dim=1)  # (T-1, 3)
+    share = torch.stack([(t > 0) * _NEIGHBOUR_WEIGHT, torch.ones_like(t), (t < pairs - 1) * _NEIGHBOUR_WEIGHT], 1)
+    share = (share / share.sum(dim=1, keepdim=True)).to(first.dtype)  # (T-1, 3)
+    ids = (torch.arange(batch, device=offset.device)[None, :, None] * pairs + neighbours[:, None, :]).flatten(1)
+    compared = search.compared[ids]  # (T-1, B * 3, P)
+    row_step = torch.tensor([search.shape[1], 1], device=offset.device)
+    deltas = torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij"), -1).view(-1, 2)
+    deltas = (deltas - radius).to(device=offset.device, dtype=offset.dtype)
+    bases = ids * search.shape[0]  # each pair's first element in ``search.sources``
+    # Step k searches pair k + 1 around pair k (the forward sweep) and, once the forward sweep has
+    # passed the clip's middle, pair T-3-k around pair T-2-k (the backward sweep, whose sources the
+    # forward sweep has then settled), batched. What a step reads but its centres is prepared here.
+    plan = []
+    for k in range(pairs - 1):
+        steps = [(k + 1, k)] + ([(pairs - 2 - k, pairs - 1 - k)] if pairs - 2 - k < k + 1 else [])
+        targets = [t for t, _ in steps]
+        plan.append(
+            (
+                steps,
+                bases[targets].flatten(),
+                compared[targets].flatten(0, 1),
+                share[targets].repeat_interleave(batch, dim=0)[:, :, None],  # (n B, 3, 1)
+            )
+        )
+    for steps, base, against, weights in plan:
+        rows_ = batch * len(steps)
+        sources = [offset[:, source] for _, source in steps]  # (B, 2) each, within reach
+        centre = torch.cat(sources) if len(sources) > 1 else sources[0]
+        start = base + ((centre.long() * row_step).sum(dim=1)).repeat_interleave(3)
+        cost = _truncated_cost(_windows(search, start), search, against).view(rows_, 3, size * size)
+        value, best = ((cost * weights).sum(dim=1) + prior).min(dim=1)
+        found = (centre + deltas[best]).clamp_(-reach, reach)
+        for half, (t, _) in enumerate(steps):
+            part = slice(half * batch, (half + 1) * batch)
+            better = value[part] < score[:, t]
+            offset[:, t] = torch.where(better[:, None], found[part], offset[:, t])
+            score[:, t] = torch.where(better, value[part], score[:, t])
+    return offset.view(count, 2)
 
 
 def _pooled_over_time(cost: torch.Tensor, batch: int) -> torch.Tensor:
@@ -267,29 +311,99 @@ def _alignment_cost(
     so far, at most ``reach`` pixels either way. Returns (N, 2r+1, 2r+1), entry (i, j) for offset
     ``offset + (i - r, j - r)``. The central pixels of ``first`` (all but a border of r) are
     compared, every ``stride``-th in each direction, weighted by ``_border_weight``; pixels whose
-    source in ``second`` is outside the frame count as not fitting.
+    source in ``second`` is outside the frame are left out (the mean is over the overlap), so a
+    fast pan is not penalised for what it brings into view.
+    """
+    count = first.shape[0]
+    search = _search_setup(first, second, radius, stride, reach)
+    windows = _candidates(search, torch.arange(count, device=first.device), offset)
+    size = 2 * radius + 1
+    return _truncated_cost(windows, search, search.compared).view(count, size, size)
+
+
+class _Search(NamedTuple):
+    """What ``_alignment_cost`` compares, prepared once for a set of frame pairs (``_search_setup``)."""
+
+    sources: torch.Tensor  # (N * L,) every pair's later frame in a frame of ``_OUTSIDE``, flattened
+    window: torch.Tensor  # (Hw * Ww,) indices of the window that all candidates read, at offset 0
+    shape: tuple[int, int, int, int]  # (L, padded width, Hw, Ww)
+    taps: tuple[int, int]  # compared pixels per column and per row
+    radius: int
+    stride: int
+    reach: int
+    compared: torch.Tensor  # (N, P) compared pixels of each earlier frame
+    weight: torch.Tensor  # (P,) their weights
+
+
+def _search_setup(first: torch.Tensor, second: torch.Tensor, radius: int, stride: int, reach: int) -> _Search:
+    """Prepare the search of (N, h, w) pairs for offsets up to ``reach`` (+ ``radius``) either way.
+
+    ``second`` goes into a frame of ``_OUTSIDE`` values ``reach + radius`` wide, so that sources
+    outside the frame are recognised, and every candidate near an offset reads one window of it.
     """
     count, rows, cols = first.shape
     device = first.device
-    centre = first[:, radius : rows - radius : stride, radius : cols - radius : stride].reshape(count, 1, -1)
-    # A frame of far-off values around ``second``, wide enough for every candidate: sources outside
-    # the frame then cost the cap, and each candidate's pixels sit at one fixed index from its pair's.
     margin = reach + radius
-    padded = F.pad(second, (margin, margin, margin, margin), value=_OUTSIDE).view(count, -1)
+    sources = F.pad(second, (margin, margin, margin, margin), value=_OUTSIDE)
     width = cols + 2 * margin
-    steps = torch.arange(-radius, radius + 1, device=device)
-    taps_r = torch.arange(radius, rows - radius, stride, device=device)
-    taps_c = torch.arange(radius, cols - radius, stride, device=device)
-    # (2r+1, 2r+1, th, tw) flat index of every candidate's compared pixels, for a pair at offset 0.
-    relative = (margin + steps[:, None, None, None] + taps_r[None, None, :, None]) * width + (
-        margin + steps[None, :, None, None] + taps_c[None, None, None, :]
-    )
-    shift = offset.clamp(-reach, reach)
-    index = (shift[:, 0] * width + shift[:, 1])[:, None] + relative.view(1, -1)
-    size = 2 * radius + 1
-    residual = padded.gather(1, index).view(count, size * size, -1).sub_(centre).abs_().clamp_(max=_RESIDUAL_CAP)
+    taps_r, taps_c = len(range(radius, rows - radius, stride)), len(range(radius, cols - radius, stride))
+    window_rows, window_cols = 2 * radius + (taps_r - 1) * stride + 1, 2 * radius + (taps_c - 1) * stride + 1
+    # At offset 0, candidate (0, 0) reads its first compared pixel (radius, radius) at (-radius, -radius).
+    ys = torch.arange(window_rows, device=device) + margin
+    xs = torch.arange(window_cols, device=device) + margin
+    window = (ys[:, None] * width + xs[None, :]).flatten()
+    compared = first[:, radius : rows - radius : stride, radius : cols - radius : stride].reshape(count, -1)
     weight = _border_weight(rows, cols, first)[radius : rows - radius : stride, radius : cols - radius : stride]
-    return (residual @ (weight / weight.sum()).flatten()).view(count, size, size)
+    shape = (sources.shape[-2] * width, width, window_rows, window_cols)
+    return _Search(
+        sources.flatten(), window, shape, (taps_r, taps_c), radius, stride, reach, compared, weight.flatten()
+    )
+
+
+def _candidates(search: _Search, pairs: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """(n, Hw, Ww) windows that the candidates near ``offset`` (n, 2) read, for the ``pairs`` (n,) of a ``_Search``.
+
+    One gather reads each pair's window; ``_truncated_cost`` cuts the candidates from it (each is
+    the window's compared grid shifted by (i, j)), instead of gathering every candidate's pixels.
+    """
+    per_pair, width = search.shape[:2]
+    shift = offset.long().clamp(-search.reach, search.reach)
+    return _windows(search, pairs * per_pair + shift[:, 0] * width + shift[:, 1])
+
+
+def _windows(search: _Search, start: torch.Tensor) -> torch.Tensor:
+    """(n, Hw, Ww) windows of ``search.sources`` that the candidates read, from each one's offset-0 origin (n,)."""
+    window_rows, window_cols = search.shape[2:]
+    return search.sources.take(start[:, None] + search.window).view(-1, window_rows, window_cols)
+
+
+def _truncated_cost(windows: torch.Tensor, search: _Search, compared: torch.Tensor) -> torch.Tensor:
+    """(n, K) weighted mean of ``|source - compared|`` capped at ``_RESIDUAL_CAP``, over the sources inside.
+
+    ``windows`` (n, Hw, Ww) from ``_windows``: candidate (i, j) of the K = (2r+1)^2 reads the
+    window's compared grid shifted by (i, j); ``compared`` (n, P) the P pixels it is compared
+    with, weighted by ``search.weight``. A source outside the frame (``_OUTSIDE``) costs the cap
+    in the sum, which is then corrected by its weight, found for all candidates at once by one
+    dilated convolution of the windows' outside mask with the weights.
+    """
+    count, window_rows, window_cols = windows.shape
+    size, stride, (taps_r, taps_c) = 2 * search.radius + 1, search.stride, search.taps
+    values = windows.as_strided(
+        (count, size, size, taps_r, taps_c),
+        (window_rows * window_cols, window_cols, 1, stride * window_cols, stride),
+    )
+    against = compared.view(count, 1, 1, taps_r, taps_c)
+    if torch.compiler.is_compiling():  # inductor fuses the copy; it does not follow ``out=``'s layout
+        residual = (values - against).contiguous()
+    else:  # one pass into a contiguous buffer (a plain difference would keep ``values``' strides)
+        residual = torch.empty(values.shape, dtype=values.dtype, device=values.device)
+        torch.sub(values, against, out=residual)
+    capped = residual.abs_().clamp_(max=_RESIDUAL_CAP).view(-1, taps_r * taps_c) @ search.weight
+    outside = (windows > _OUTSIDE / 2).to(windows.dtype)[:, None]
+    kernel = search.weight.view(1, 1, taps_r, taps_c)
+    outside_weight = F.conv2d(outside, kernel, dilation=stride).view(count, -1)  # (n, K)
+    covered = (search.weight.sum() - outside_weight).clamp_min(1e-6 * search.weight.sum())
+    return (capped.view(count, -1) - _RESIDUAL_CAP * outside_weight).div_(covered)
 
 
 def _smallest_motion_prior(radius: int, cost: torch.Tensor) -> torch.Tensor:
@@ -369,7 +483,13 @@ def _refine_affine(grey: torch.Tensor, pairs: torch.Tensor, iterations: int) -> 
     gx = gx[:, start::stride, start::stride].flatten(1)
     gy = gy[:, start::stride, start::stride].flatten(1)
     values = template[:, start::stride, start::stride].flatten(1)
-    jac = torch.stack([gx * ux, gx * uy, gx, gy * ux, gy * uy, gy], dim=1)  # (N, 6, P)
+    # The Jacobian's rows are (gx, gy) times (ux, uy, 1): the normal equations need only the three
+    # gradient products and the six monomials of the coordinates, contracted by one matrix product.
+    gradients = torch.stack([gx, gy], dim=1)  # (N, 2, P)
+    products = torch.stack([gx * gx, gx * gy, gy * gy], dim=1)  # (N, 3, P)
+    ones = torch.ones_like(ux)
+    coordinates = torch.stack([ux, uy, ones], dim=1)  # (P, 3)
+    monomials = torch.stack([ux * ux, ux * uy, ux, uy * uy, uy, ones], dim=1)  # (P, 6)
     spatial = _border_weight(rows, cols, grey)[start::stride, start::stride].flatten()
     inner = ((rs > 0) & (rs < rows - 1))[:, None] & ((cs > 0) & (cs < cols - 1))[None, :]
     spatial = spatial * inner.flatten()
@@ -384,9 +504,8 @@ def _refine_affine(grey: torch.Tensor, pairs: torch.Tensor, iterations: int) -> 
         if iteration == iterations - 1:
             fit_cost = _robust_cost(residual, support)
         weight = support / (1 + (residual / _REFINE_SCALE).square())
-        weighted = jac * weight[:, None]
-        hessian = torch.einsum("nkp,nlp->nkl", weighted, jac)
-        gradient = torch.einsum("nkp,np->nk", weighted, residual)
+        hessian = ((products * weight[:, None]) @ monomials).view(count, 18)[:, _HESSIAN_ENTRIES].view(count, 6, 6)
+        gradient = ((gradients * (weight * residual)[:, None]) @ coordinates).view(count, 6)
         damping = 1e-3 * hessian.diagonal(dim1=1, dim2=2).mean(dim=1) + 1e-9
         step = torch.linalg.solve_ex(hessian + damping[:, None, None] * eye, -gradient[:, :, None])[0]
         # A step at most a quarter of the frame or of a unit scale: a degenerate fit cannot run off.
@@ -397,6 +516,20 @@ def _refine_affine(grey: torch.Tensor, pairs: torch.Tensor, iterations: int) -> 
     out = pairs.reshape(count, 3, 3).clone()
     out[:, :2] = theta
     return out.view_as(pairs), identity_fits.view(pairs.shape[:2])
+
+
+def _hessian_entries() -> list[int]:
+    """Where entry (k, m) of the affine Gauss-Newton matrix is in the (3 gradient products x 6 monomials) sums.
+
+    Parameter k = 3a + i stands for gradient a (x, y) times coordinate i (x, y, 1): entry (k, m)
+    with m = 3b + j is the sum of gradient product (a, b) times monomial (i, j).
+    """
+    product = [[0, 1], [1, 2]]
+    monomial = [[0, 1, 2], [1, 3, 4], [2, 4, 5]]
+    return [product[k // 3][m // 3] * 6 + monomial[k % 3][m % 3] for k in range(6) for m in range(6)]
+
+
+_HESSIAN_ENTRIES = _hessian_entries()
 
 
 def _robust_cost(residual: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -438,31 +571,70 @@ def _inside(grid: torch.Tensor) -> torch.Tensor:
     return grid.abs().amax(dim=-1) <= 1
 
 
-def _pair_differences(clips: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted root mean square over time of channel-summed frame differences, with and without alignment.
+def _aligned_differences(
+    clips: torch.Tensor, pairs: torch.Tensor
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Root mean squares over time of channel-summed frame differences, with and without alignment.
 
-    ``clips`` (B, C, T, h, w); ``pairs`` (B, T-1, 3, 3). Returns two (B, h, w) maps in each earlier
-    frame's coordinates: frame t against frame t+1 warped onto it, and against frame t+1 as it is.
-    Each pair counts in inverse proportion to its background residue, the ``_border_weight``-ed mean
-    of its aligned difference (``_pair_weights``), in both maps.
+    ``clips`` (B, C, T, h, w); ``pairs`` (B, T-1, 3, 3). Every other frame (1, 3, 5, ...) is
+    compared with its two neighbours, each warped onto it: that covers every pair once, and warps
+    each frame at most once. Returns two pairs of (B, h, w) maps, each (aligned, raw):
+
+    - three-frame: for each of those frames, the smaller of its two differences (the last frame
+      of an even-length clip: its one difference). A moving object differs from both neighbours
+      where it is in this frame, while each pair's difference also shows where it is in the other
+      frame, displaced by the camera's motion.
+    - pair: all those differences, which also cover the path between an object's positions (the
+      inside of an object of one color).
+
+    ``raw`` is the same difference without warping. Each difference counts by its pair's weight
+    (``_pair_weights``), a three-frame one by the geometric mean of its two.
     """
-    batch, channels, frames, rows, cols = clips.shape
-    count = batch * (frames - 1)
-    later = clips[:, :, 1:].transpose(1, 2).reshape(count, channels, rows, cols)
-    earlier = clips[:, :, :-1].transpose(1, 2).reshape(count, channels, rows, cols)
-    grid = _affine_grid(pairs.reshape(count, 3, 3)[:, :2], rows, cols)
-    warped = F.grid_sample(later, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    inside = _inside(grid)
-    aligned = warped.sub_(earlier).abs_().sum(dim=1).mul_(inside)
-    weight = _pair_weights(aligned.view(batch, frames - 1, rows, cols), inside.view(batch, frames - 1, rows, cols))
-    raw = (later - earlier).abs_().sum(dim=1).square_().view(batch, frames - 1, rows, cols)
-    aligned = aligned.square_().view(batch, frames - 1, rows, cols)
-    weight = (weight / (frames - 1))[..., None, None]
-    return aligned.mul_(weight).sum(dim=1).sqrt_(), raw.mul_(weight).sum(dim=1).sqrt_()
+    frames = clips.shape[2]
+    video = clips.transpose(1, 2).contiguous()  # (B, T, C, h, w): a frame is one block of memory
+    centres = slice(1, frames, 2)
+    inner = slice(1, frames - 1, 2)  # those with a next frame
+    inverse = _inverse_affine(pairs.reshape(-1, 3, 3)).view_as(pairs)
+    # Map t maps frame t's coordinates to frame t+1's: it warps frame t+1 onto frame t, its
+    # inverse frame t onto frame t+1.
+    to_next, next_inside, next_raw = _warped_difference(video[:, 2::2], video[:, inner], pairs[:, inner])
+    previous_maps = inverse[:, 0 : frames - 1 : 2]
+    to_previous, previous_inside, previous_raw = _warped_difference(video[:, 0:-1:2], video[:, centres], previous_maps)
+    next_weight = _pair_weights(to_next, next_inside)
+    previous_weight = _pair_weights(to_previous, previous_inside)
+    both = to_next.shape[1]
+    three = torch.cat([torch.minimum(to_next, to_previous[:, :both]), to_previous[:, both:]], dim=1)
+    three_raw = torch.cat([torch.minimum(next_raw, previous_raw[:, :both]), previous_raw[:, both:]], dim=1)
+    three_weight = torch.cat([(next_weight * previous_weight[:, :both]).sqrt(), previous_weight[:, both:]], dim=1)
+    pair = torch.cat([to_next, to_previous], dim=1)
+    pair_raw = torch.cat([next_raw, previous_raw], dim=1)
+    pair_weight = torch.cat([next_weight, previous_weight], dim=1)
+    return (_rms(three, three_weight), _rms(three_raw, three_weight)), (
+        _rms(pair, pair_weight),
+        _rms(pair_raw, pair_weight),
+    )
+
+
+def _warped_difference(
+    moving: torch.Tensor, fixed: torch.Tensor, maps: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Channel-summed differences of (B, n, C, h, w) frames ``moving`` warped onto ``fixed``, (B, n, h, w).
+
+    ``maps`` (B, n, 3, 3) from each fixed frame's coordinates to its moving one's. Differences
+    are 0 where the source is outside the frame. Also (B, n, h, w) bool, where it is inside, and
+    the differences without warping.
+    """
+    batch, count, channels, rows, cols = moving.shape
+    grid = _affine_grid(maps.reshape(-1, 3, 3)[:, :2], rows, cols)
+    flat = moving.reshape(-1, channels, rows, cols)
+    warped = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    inside = _inside(grid).view(batch, count, rows, cols)
+    aligned = warped.view_as(moving).sub_(fixed).abs_().sum(dim=2).mul_(inside)
+    return aligned, inside, (moving - fixed).abs_().sum(dim=2)
 
 
 def _pair_weights(aligned: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
-    """(B, T-1) weights of each pair's squared differences: ``(mean residue / (residue + 1e-3))^2``.
+    """(B, T-1) weights of each pair's squared differences: ``(mean residue / (residue + 1e-3))^_WEIGHT_POWER``.
 
     A pair's residue is the ``_border_weight``-ed mean of its aligned difference over the pixels
     whose source is inside the frame, mostly background: large where the camera model does not fit
@@ -472,8 +644,51 @@ def _pair_weights(aligned: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
     """
     spatial = _border_weight(aligned.shape[-2], aligned.shape[-1], aligned) * inside
     residue = (aligned * spatial).sum(dim=(-2, -1)) / spatial.sum(dim=(-2, -1)).clamp_min(1e-6)
-    scale = residue.mean(dim=1, keepdim=True) / (residue + 1e-3)
-    return scale.square_()
+    return (residue.mean(dim=1, keepdim=True) / (residue + 1e-3)).pow(_WEIGHT_POWER)
+
+
+def _inverse_affine(maps: torch.Tensor) -> torch.Tensor:
+    """Inverses of (N, 3, 3) affine maps (last row 0, 0, 1), in closed form."""
+    a, b, tx = maps[:, 0].unbind(dim=1)
+    c, d, ty = maps[:, 1].unbind(dim=1)
+    det = a * d - b * c
+    inverse = maps.clone()
+    inverse[:, 0, 0], inverse[:, 0, 1], inverse[:, 1, 0], inverse[:, 1, 1] = d / det, -b / det, -c / det, a / det
+    inverse[:, 0, 2] = -(inverse[:, 0, 0] * tx + inverse[:, 0, 1] * ty)
+    inverse[:, 1, 2] = -(inverse[:, 1, 0] * tx + inverse[:, 1, 1] * ty)
+    return inverse
+
+
+def _rms(differences: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted root mean square over dim 1 of (B, K, h, w) differences with (B, K) weights, (B, h, w)."""
+    return (differences.square() * (weights / weights.shape[1])[..., None, None]).sum(dim=1).sqrt_()
+
+
+def _followed(aligned: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+    """``aligned * (aligned / (aligned + raw))^_FOLLOW_POWER`` of (B, h, w) maps, scaled to maximum 1 (step 4)."""
+    moving = aligned * (aligned / (aligned + raw + 1e-3)).pow(_FOLLOW_POWER)
+    return moving / moving.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+
+
+def _holes_filled(scores: torch.Tensor) -> torch.Tensor:
+    """(B, h, w) scores with holes raised to their rim: grey-level hole filling along straight lines (step 5).
+
+    A hole is a region that cannot be left for the frame's border without crossing higher
+    scores. Frame differences see an object's edges and texture, not the inside of a region of one
+    color, which its outline then encloses. Each pixel is raised to the lowest of the four highest
+    scores between it and the border (left, right, up and down: a running maximum from each
+    edge), then ``_FILL_STEPS`` steps of reconstruction by erosion (``max(erode_3x3(level),
+    scores)``) let a region drain where its way out bends. Exact hole filling needs as many steps
+    as the frame is wide; the straight lines get most of it in four scans.
+    """
+    from_top = scores.cummax(dim=-2).values
+    from_bottom = scores.flip(-2).cummax(dim=-2).values.flip(-2)
+    from_left = scores.cummax(dim=-1).values
+    from_right = scores.flip(-1).cummax(dim=-1).values.flip(-1)
+    level = torch.minimum(torch.minimum(from_top, from_bottom), torch.minimum(from_left, from_right))[:, None]
+    for _ in range(_FILL_STEPS):
+        level = torch.maximum(-F.max_pool2d(-level, 3, stride=1, padding=1), scores[:, None])
+    return level[:, 0]
 
 
 def _plain_differences(clips: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ from conftest import VIDEOS, require
 
 from fame_aug import foreground_mask
 from fame_aug.data import center_square, moving_object_clips, read_clip, read_frames, to_float_clips
+from fame_aug.data.synthetic import _pan_travel
 from fame_aug.visualize import mask_figure, write_png
 
 
@@ -95,6 +96,19 @@ class TestSynthetic:
         swept = masks.any(axis=1)
         recall = (keep & swept).sum(axis=(1, 2)) / swept.sum(axis=(1, 2))
         assert recall.mean() > 0.9
+
+    @pytest.mark.parametrize("ramp", ["up", "down"])
+    def test_a_ramping_pan_speeds_up_or_slows_down(self, ramp: str) -> None:
+        steps = np.diff(_pan_travel(9, 8.0, ramp))  # the camera's speed between frames
+        expected = np.arange(1, 9.0)  # up to (or down from) 8 px per frame, evenly
+        assert np.allclose(steps, expected if ramp == "up" else expected[::-1]), steps
+        ramped, _ = moving_object_clips(2, 9, 48, seed=0, pan=8.0, ramp=ramp)
+        steady, _ = moving_object_clips(2, 9, 48, seed=0, pan=8.0)
+        assert not np.array_equal(ramped, steady)
+
+    def test_an_unknown_ramp_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="ramp must be one of"):
+            moving_object_clips(1, 4, 32, pan=2.0, ramp="sideways")
 
 
 def test_mask_figure(tmp_path: Path) -> None:

@@ -13,15 +13,15 @@ from fame_aug.data import moving_object_clips, to_float_clips
 from fame_aug.data.synthetic import _camera_view, background_texture, draw_object
 
 
-def panned_clip(steps: list[tuple[int, int]], size: int = 112, seed: int = 0) -> torch.Tensor:
-    """(1, 3, T, size, size) views of a textured scene whose top-left corner moves by ``steps``.
+def panned_clip(steps: list[tuple[int, int]], size: int = 112, seed: int = 0, kind: str = "blobs") -> torch.Tensor:
+    """(1, 3, T, size, size) views of a ``background_texture`` scene whose top-left corner moves by ``steps``.
 
     An object crosses the view as well (a fifth of the frame), which the estimate must ignore.
     """
     rng = np.random.default_rng(seed)
     path = np.concatenate([[[0, 0]], np.cumsum(steps, axis=0)])
     path -= path.min(axis=0)
-    scene = background_texture("blobs", size + int(path.max()) + 1, rng)
+    scene = background_texture(kind, size + int(path.max()) + 1, rng)
     frames = []
     for t, (top, left) in enumerate(path):
         frame = scene[top : top + size, left : left + size].copy()
@@ -100,6 +100,20 @@ class TestCameraMaps:
         assert torch.allclose(scale, torch.full_like(scale, zoom), atol=0.003), scale
         assert torch.allclose(angle, torch.full_like(angle, -degrees), atol=0.2), angle
         assert maps[:, :2, 2].abs().max() < 0.03, maps[:, :2, 2]  # no pan: the centre stays (normalised units)
+
+    @pytest.mark.parametrize("ramp", ["up", "down"])
+    def test_follows_a_pan_beyond_the_first_search(self, ramp: str) -> None:
+        # The first search reaches about 20 px of a 112 px frame between two frames; the sweeps
+        # follow a pan that speeds up to 30 px (forward), or slows down from it into reach by the
+        # clip's middle (backward). The translation-only mode of 0.2.x and the first three rounds
+        # of this one lost the camera beyond 20 px.
+        speeds = [2 * k for k in range(1, 16)]
+        steps = [(0, speed) for speed in (speeds if ramp == "up" else speeds[::-1])]
+        maps = camera_maps(panned_clip(steps, kind="noise"))[0]
+        found = maps[:, :2, 2] * 56  # normalised units -> pixels of the 112 px frame
+        # The view moved by +step through the scene: frame t+1 at x - step shows frame t at x.
+        expected = -torch.tensor([[dx, dy] for dy, dx in steps], dtype=found.dtype)
+        assert (found - expected).abs().max() < 1.0, found
 
 
 class TestStabilizedMask:

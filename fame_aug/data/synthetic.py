@@ -10,10 +10,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["BACKGROUND_KINDS", "SHAPES", "background_texture", "draw_object", "moving_object_clips", "random_colors"]
+__all__ = [
+    "BACKGROUND_KINDS",
+    "RAMPS",
+    "SHAPES",
+    "background_texture",
+    "draw_object",
+    "moving_object_clips",
+    "random_colors",
+]
 
 BACKGROUND_KINDS = ("stripes", "checkers", "noise", "gradient", "blobs", "dots", "rings", "grid", "plaid", "waves")
 SHAPES = ("disc", "square", "triangle", "diamond", "star", "sprite")
+# How a generated camera's pan speed changes over a clip (``moving_object_clips(ramp=...)``).
+RAMPS = ("none", "up", "down")
 
 
 def random_colors(rng: np.random.Generator, count: int) -> np.ndarray:
@@ -134,6 +144,7 @@ def moving_object_clips(
     zoom: float = 0.0,
     rotate: float = 0.0,
     track: bool = False,
+    ramp: str = "none",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clips of one object crossing a textured background in a straight line.
 
@@ -145,7 +156,10 @@ def moving_object_clips(
     the frame's centre; the object grows or shrinks with it) and roll (``rotate`` degrees per
     frame, in a random sense). With ``track=True`` the camera follows the object: it stays near
     the frame's centre (drifting by a tenth of its usual travel) while the background moves.
-    The defaults (no zoom, no rotation, no tracking) give the same clips as before these options.
+    ``ramp="up"`` makes the pan speed up evenly from still to ``pan`` pixels per frame at the
+    clip's end, ``ramp="down"`` slow down from ``pan`` to still (a camera catching up with an
+    object, or settling on it). The defaults (no zoom, no rotation, no tracking, no ramp) give the
+    same clips as before these options.
 
     Args:
         num_clips: clips to make.
@@ -156,6 +170,7 @@ def moving_object_clips(
         zoom: relative change of the view's scale per frame, in [-0.05, 0.1] (0.02: 2 % closer per frame).
         rotate: camera roll in degrees per frame, in [0, 10].
         track: whether the camera follows the object (the object nearly still in the frame).
+        ramp: ``"none"`` (a steady pan), ``"up"`` or ``"down"`` (its speed changing evenly).
 
     Returns:
         ``(clips, masks)``: uint8 RGB (N, T, size, size, 3) and bool object masks (N, T, size, size).
@@ -168,10 +183,13 @@ def moving_object_clips(
         raise ValueError(f"zoom must be between -0.05 and 0.1 per frame, got {zoom!r}")
     if not 0 <= rotate <= 10:
         raise ValueError(f"rotate must be between 0 and 10 degrees per frame, got {rotate!r}")
+    if ramp not in RAMPS:
+        raise ValueError(f"ramp must be one of {RAMPS}, got {ramp!r}")
     rng = np.random.default_rng(seed)
     clips = np.empty((num_clips, num_frames, size, size, 3), np.uint8)
     masks = np.zeros((num_clips, num_frames, size, size), bool)
-    extent = int(np.ceil(pan * max(num_frames - 1, 0)))  # how far the camera travels
+    travelled = _pan_travel(num_frames, pan, ramp)
+    extent = int(np.ceil(travelled[-1]))  # how far the camera travels
     warped = zoom != 0 or rotate != 0
     # Room around the view for its corners when it turns, and for its growth when it zooms out.
     smallest = min(1.0, (1 + zoom) ** max(num_frames - 1, 0))
@@ -185,7 +203,7 @@ def moving_object_clips(
         direction = np.array([np.cos(angle), np.sin(angle)])
         travel = size * rng.uniform(0.35, 0.6)
         start = size / 2 - direction * travel / 2
-        camera = _camera_path(rng, num_frames, pan, extent) if pan > 0 else np.zeros((num_frames, 2), int)
+        camera = _camera_path(rng, travelled, extent) if pan > 0 else np.zeros((num_frames, 2), int)
         if track:  # the camera follows the object: it drifts by a tenth of its travel around the centre
             start, travel = size / 2 - direction * travel / 20, travel / 10
         roll = rotate * (1 if rng.random() < 0.5 else -1) if warped else 0.0
@@ -221,10 +239,18 @@ def _camera_view(scene: np.ndarray, size: int, corner: tuple[int, int], scale: f
     return cv2.warpAffine(scene, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_REFLECT)
 
 
-def _camera_path(rng: np.random.Generator, num_frames: int, pan: float, extent: int) -> np.ndarray:
-    """(T, 2) whole-pixel top-left corners of a view sliding ``pan`` px per frame across the scene."""
+def _pan_travel(num_frames: int, pan: float, ramp: str) -> np.ndarray:
+    """(T,) distance the camera has travelled at each frame: ``pan`` px per frame, or ramping (``RAMPS``)."""
+    if ramp == "none" or num_frames < 2:
+        return pan * np.arange(num_frames, dtype=np.float64)
+    share = np.arange(1, num_frames) / (num_frames - 1)  # the speed of each step: the last (first) at ``pan``
+    steps = pan * (share if ramp == "up" else share[::-1])
+    return np.concatenate([[0.0], np.cumsum(steps)])
+
+
+def _camera_path(rng: np.random.Generator, travelled: np.ndarray, extent: int) -> np.ndarray:
+    """(T, 2) whole-pixel top-left corners of a view sliding ``travelled`` px along a random direction."""
     angle = rng.uniform(0, 2 * np.pi)
-    step = pan * np.array([np.sin(angle), np.cos(angle)])
-    path = step[None] * np.arange(num_frames)[:, None]
+    path = np.array([np.sin(angle), np.cos(angle)])[None] * travelled[:, None]
     path -= path.min(axis=0)  # start where the whole path fits in the (size + extent) scene
     return np.clip(np.round(path), 0, extent).astype(int)
