@@ -22,6 +22,7 @@ import numpy as np
 
 from fame_aug import MASK_MODES
 from fame_aug.data import center_square, moving_object_clips, read_clip
+from fame_aug.data.synthetic import RAMPS
 from fame_aug.visualize import masks_figure, write_png
 
 
@@ -53,6 +54,9 @@ def main() -> None:
     parser.add_argument("--zoom", type=float, default=0.0, help="generated clips: the view's scale change per frame")
     parser.add_argument("--rotate", type=float, default=0.0, help="generated clips: camera roll in degrees per frame")
     parser.add_argument("--track", action="store_true", help="generated clips: the camera follows the object")
+    parser.add_argument(
+        "--ramp", default="none", choices=RAMPS, help="generated clips: the pan speeds up (up) or slows down (down)"
+    )
     parser.add_argument("--beta", type=float, default=0.5)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--start", type=int, default=0, help="first frame of each clip")
@@ -64,7 +68,7 @@ def main() -> None:
         parser.error("give video files, --synthetic N or --sequence DIR (one of them)")
 
     if args.synthetic:
-        camera = {"pan": args.pan, "zoom": args.zoom, "rotate": args.rotate, "track": args.track}
+        camera = {"pan": args.pan, "zoom": args.zoom, "rotate": args.rotate, "track": args.track, "ramp": args.ramp}
         clips, objects = moving_object_clips(args.synthetic, 16, args.size, seed=args.seed, **camera)
         names = [f"clip {n}" for n in range(args.synthetic)]
     elif args.sequence:

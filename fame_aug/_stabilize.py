@@ -237,9 +237,10 @@ def _propagated(
     # Pairs t-1, t and t+1 of every clip for each t (clamped into the clip, the missing ones
     # weighing 0), their compared pixels and the offset of each candidate, all prepared once:
     # the steps are sequential, so each should launch as few operations as it can.
-    t = torch.arange(pairs, device=offset.device)
-    neighbours = torch.stack([(t - 1).clamp(min=0), t, (t + 1).clamp(max=pairs - 1)], dim=1)  # (T-1, 3)
-    share = torch.stack([(t > 0) * _NEIGHBOUR_WEIGHT, torch.ones_like(t), (t < pairs - 1) * _NEIGHBOUR_WEIGHT], 1)
+    pair = torch.arange(pairs, device=offset.device)
+    neighbours = torch.stack([(pair - 1).clamp(min=0), pair, (pair + 1).clamp(max=pairs - 1)], dim=1)  # (T-1, 3)
+    has = [(pair > 0) * _NEIGHBOUR_WEIGHT, torch.ones_like(pair), (pair < pairs - 1) * _NEIGHBOUR_WEIGHT]
+    share = torch.stack(has, dim=1)
     share = (share / share.sum(dim=1, keepdim=True)).to(first.dtype)  # (T-1, 3)
     ids = (torch.arange(batch, device=offset.device)[None, :, None] * pairs + neighbours[:, None, :]).flatten(1)
     compared = search.compared[ids]  # (T-1, B * 3, P)
@@ -263,11 +264,11 @@ def _propagated(
             )
         )
     for steps, base, against, weights in plan:
-        rows_ = batch * len(steps)
+        searched = batch * len(steps)
         sources = [offset[:, source] for _, source in steps]  # (B, 2) each, within reach
         centre = torch.cat(sources) if len(sources) > 1 else sources[0]
         start = base + ((centre.long() * row_step).sum(dim=1)).repeat_interleave(3)
-        cost = _truncated_cost(_windows(search, start), search, against).view(rows_, 3, size * size)
+        cost = _truncated_cost(_windows(search, start), search, against).view(searched, 3, size * size)
         value, best = ((cost * weights).sum(dim=1) + prior).min(dim=1)
         found = (centre + deltas[best]).clamp_(-reach, reach)
         for half, (t, _) in enumerate(steps):
