@@ -189,7 +189,7 @@ def _search(pyramid: list[torch.Tensor]) -> torch.Tensor:
         reach = reach + radius
         if level == 0 and frames > 2:
             offset = _propagated(first, second, offset, ranked.flatten(1).amin(dim=1), batch, radius, stride)
-            reach = max(reach, min(rows, cols) * enlarge // 2 - _PROPAGATION_RADIUS)  # the sweeps' bound
+            reach = max(reach, _sweep_reach(rows * enlarge, cols * enlarge, radius))
         if enlarge > 1:
             offset = offset / enlarge
             reach = reach / enlarge
@@ -226,8 +226,7 @@ def _propagated(
     rows, cols = first.shape[-2:]
     full_radius, radius = radius, _PROPAGATION_RADIUS
     size = 2 * radius + 1
-    # Offsets beyond half the thumbnail would compare too little of the frame to mean anything.
-    reach = max(full_radius, min(rows, cols) // 2 - radius)
+    reach = _sweep_reach(rows, cols, full_radius)
     # What every step compares, prepared once: the steps differ only in which pairs and where.
     search = _search_setup(first, second, radius, stride, reach)
     offset = offset.view(batch, pairs, 2).clone()
@@ -277,6 +276,14 @@ def _propagated(
             offset[:, t] = torch.where(better[:, None], found[part], offset[:, t])
             score[:, t] = torch.where(better, value[part], score[:, t])
     return offset.view(count, 2)
+
+
+def _sweep_reach(rows: int, cols: int, radius: int) -> int:
+    """The largest offset the sweeps of ``_propagated`` keep on (rows, cols) thumbnails searched within ``radius``.
+
+    Offsets beyond half the thumbnail would compare too little of the frame to mean anything.
+    """
+    return max(radius, min(rows, cols) // 2 - _PROPAGATION_RADIUS)
 
 
 def _pooled_over_time(cost: torch.Tensor, batch: int) -> torch.Tensor:
@@ -403,7 +410,8 @@ def _truncated_cost(windows: torch.Tensor, search: _Search, compared: torch.Tens
     outside = (windows > _OUTSIDE / 2).to(windows.dtype)[:, None]
     kernel = search.weight.view(1, 1, taps_r, taps_c)
     outside_weight = F.conv2d(outside, kernel, dilation=stride).view(count, -1)  # (n, K)
-    covered = (search.weight.sum() - outside_weight).clamp_min(1e-6 * search.weight.sum())
+    total = search.weight.sum()
+    covered = (total - outside_weight).clamp_min(1e-6 * total)
     return (capped.view(count, -1) - _RESIDUAL_CAP * outside_weight).div_(covered)
 
 
@@ -578,8 +586,9 @@ def _aligned_differences(
     """Root mean squares over time of channel-summed frame differences, with and without alignment.
 
     ``clips`` (B, C, T, h, w); ``pairs`` (B, T-1, 3, 3). Every other frame (1, 3, 5, ...) is
-    compared with its two neighbours, each warped onto it: that covers every pair once, and warps
-    each frame at most once. Returns two pairs of (B, h, w) maps, each (aligned, raw):
+    compared with its two neighbours, each warped onto it: that covers every pair once, with one
+    warp per pair (half of what comparing every frame with both neighbours takes). Returns two pairs
+    of (B, h, w) maps, each (aligned, raw):
 
     - three-frame: for each of those frames, the smaller of its two differences (the last frame
       of an even-length clip: its one difference). A moving object differs from both neighbours
