@@ -155,7 +155,7 @@ def _pyramid(grey: torch.Tensor) -> list[torch.Tensor]:
     levels = [grey]
     for _ in range(max(halvings for halvings, _, _ in _SEARCH_LEVELS)):
         finer = levels[-1]
-        levels.append(F.avg_pool2d(finer, 2) if min(finer.shape[-2:]) >= 2 else finer)
+        levels.append(_pooled(finer, 2) if min(finer.shape[-2:]) >= 2 else finer)
     return levels
 
 
@@ -179,7 +179,7 @@ def _search(pyramid: list[torch.Tensor]) -> torch.Tensor:
             reach = reach * enlarge
         first = thumbs[:, :-1].reshape(pairs, rows * enlarge, cols * enlarge)
         second = thumbs[:, 1:].reshape(pairs, rows * enlarge, cols * enlarge)
-        cost = _alignment_cost(first, second, offset.long(), radius, stride, int(reach) + 1)  # (N, 2r+1, 2r+1)
+        cost = _alignment_cost(first, second, offset, radius, stride, int(reach) + 1)  # (N, 2r+1, 2r+1)
         # At the coarsest level the smaller motion is preferred, at finer ones the coarser estimate:
         # a periodic background then cannot tip a tie to a period away (nor a sparse comparison grid).
         ranked = (_pooled_over_time(cost, batch) if level == 0 else cost) + _smallest_motion_prior(radius, cost)
@@ -225,57 +225,48 @@ def _propagated(
     pairs = count // batch
     rows, cols = first.shape[-2:]
     full_radius, radius = radius, _PROPAGATION_RADIUS
-    size = 2 * radius + 1
     reach = _sweep_reach(rows, cols, full_radius)
     # What every step compares, prepared once: the steps differ only in which pairs and where.
     search = _search_setup(first, second, radius, stride, reach)
-    offset = offset.view(batch, pairs, 2).clone()
-    score = score.view(batch, pairs).clone()
+    offset, score = offset.clone(), score.clone()  # pair t of clip b at b * pairs + t
     inner = slice(full_radius - radius, full_radius + radius + 1)
     prior = _smallest_motion_prior(full_radius, score)[inner, inner].flatten()
-    # Pairs t-1, t and t+1 of every clip for each t (clamped into the clip, the missing ones
-    # weighing 0), their compared pixels and the offset of each candidate, all prepared once:
-    # the steps are sequential, so each should launch as few operations as it can.
-    pair = torch.arange(pairs, device=offset.device)
-    neighbours = torch.stack([(pair - 1).clamp(min=0), pair, (pair + 1).clamp(max=pairs - 1)], dim=1)  # (T-1, 3)
-    has = [(pair > 0) * _NEIGHBOUR_WEIGHT, torch.ones_like(pair), (pair < pairs - 1) * _NEIGHBOUR_WEIGHT]
-    share = torch.stack(has, dim=1)
-    share = (share / share.sum(dim=1, keepdim=True)).to(first.dtype)  # (T-1, 3)
-    ids = (torch.arange(batch, device=offset.device)[None, :, None] * pairs + neighbours[:, None, :]).flatten(1)
-    compared = search.compared[ids]  # (T-1, B * 3, P)
-    row_step = torch.tensor([search.shape[1], 1], device=offset.device)
-    deltas = torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij"), -1).view(-1, 2)
-    deltas = (deltas - radius).to(device=offset.device, dtype=offset.dtype)
-    bases = ids * search.shape[0]  # each pair's first element in ``search.sources``
+    deltas = _candidate_offsets(radius, offset)
     # Step k searches pair k + 1 around pair k (the forward sweep) and, once the forward sweep has
     # passed the clip's middle, pair T-3-k around pair T-2-k (the backward sweep, whose sources the
-    # forward sweep has then settled), batched. What a step reads but its centres is prepared here.
-    plan = []
-    for k in range(pairs - 1):
-        steps = [(k + 1, k)] + ([(pairs - 2 - k, pairs - 1 - k)] if pairs - 2 - k < k + 1 else [])
-        targets = [t for t, _ in steps]
-        plan.append(
-            (
-                steps,
-                bases[targets].flatten(),
-                compared[targets].flatten(0, 1),
-                share[targets].repeat_interleave(batch, dim=0)[:, :, None],  # (n B, 3, 1)
-            )
-        )
-    for steps, base, against, weights in plan:
-        searched = batch * len(steps)
-        sources = [offset[:, source] for _, source in steps]  # (B, 2) each, within reach
-        centre = torch.cat(sources) if len(sources) > 1 else sources[0]
-        start = base + ((centre.long() * row_step).sum(dim=1)).repeat_interleave(3)
-        cost = _truncated_cost(_windows(search, start), search, against).view(searched, 3, size * size)
-        value, best = ((cost * weights).sum(dim=1) + prior).min(dim=1)
+    # forward sweep has then settled), batched over clips and sweeps. What the steps read but their
+    # centres is gathered once, for all of them (the steps are sequential, so each should launch as
+    # few operations as it can): the target pair, its neighbours t-1, t and t+1 (clamped into the
+    # clip, the missing ones weighing 0) and their compared pixels.
+    steps = [
+        [(k + 1, k)] + ([(pairs - 2 - k, pairs - 1 - k)] if pairs - 2 - k < k + 1 else []) for k in range(pairs - 1)
+    ]
+    searches = [(b * pairs, t, source) for step in steps for t, source in step for b in range(batch)]
+    neighbours = [[start + max(t - 1, 0), start + t, start + min(t + 1, pairs - 1)] for start, t, _ in searches]
+    share = [[_NEIGHBOUR_WEIGHT * (t > 0), 1.0, _NEIGHBOUR_WEIGHT * (t < pairs - 1)] for _, t, _ in searches]
+    device = offset.device
+    ids = torch.tensor(neighbours, device=device)  # (S, 3) over all steps' searches
+    shares = torch.tensor(share, dtype=first.dtype, device=device)
+    sizes = [batch * len(step) for step in steps]
+    plan = zip(
+        torch.tensor([start + source for start, _, source in searches], device=device).split(sizes),
+        torch.tensor([start + t for start, t, _ in searches], device=device).split(sizes),
+        (ids * search.shape[0]).split(sizes),  # each neighbour's first element in ``search.sources``
+        search.compared[ids.flatten()].split([3 * size for size in sizes]),  # (n B * 3, P) each
+        (shares / shares.sum(dim=1, keepdim=True))[:, :, None].split(sizes),  # (n B, 3, 1) each
+        strict=True,
+    )
+    for source, target, base, against, weights in plan:
+        centre = offset[source]
+        origin = _window_origins(search, centre)  # (n B, 2): in the sources, in the overlap tables
+        capped = _capped_sums(_windows(search, (base + origin[:, :1]).flatten()), search, against)
+        pooled = (capped.view(*weights.shape[:2], -1) * weights).sum(dim=1)
+        value, best = (_over_overlap(pooled, search, origin[:, 1]) + prior).min(dim=1)
         found = (centre + deltas[best]).clamp_(-reach, reach)
-        for half, (t, _) in enumerate(steps):
-            part = slice(half * batch, (half + 1) * batch)
-            better = value[part] < score[:, t]
-            offset[:, t] = torch.where(better[:, None], found[part], offset[:, t])
-            score[:, t] = torch.where(better, value[part], score[:, t])
-    return offset.view(count, 2)
+        kept = score[target]
+        offset[target] = torch.where((value < kept)[:, None], found, offset[target])
+        score[target] = torch.minimum(value, kept)
+    return offset
 
 
 def _sweep_reach(rows: int, cols: int, radius: int) -> int:
@@ -315,7 +306,7 @@ def _alignment_cost(
 ) -> torch.Tensor:
     """Weighted truncated mean absolute difference of ``first`` and ``second`` for every offset near ``offset``.
 
-    ``first`` and ``second`` are (N, h, w) thumbnails and ``offset`` (N, 2) long the offset found
+    ``first`` and ``second`` are (N, h, w) thumbnails and ``offset`` (N, 2) the whole-pixel offset found
     so far, at most ``reach`` pixels either way. Returns (N, 2r+1, 2r+1), entry (i, j) for offset
     ``offset + (i - r, j - r)``. The central pixels of ``first`` (all but a border of r) are
     compared, every ``stride``-th in each direction, weighted by ``_border_weight``; pixels whose
@@ -324,9 +315,11 @@ def _alignment_cost(
     """
     count = first.shape[0]
     search = _search_setup(first, second, radius, stride, reach)
-    windows = _candidates(search, torch.arange(count, device=first.device), offset)
+    origin = _window_origins(search, offset.clamp(-reach, reach))
+    pair_start = torch.arange(count, device=first.device) * search.shape[0]
+    capped = _capped_sums(_windows(search, pair_start + origin[:, 0]), search, search.compared)
     size = 2 * radius + 1
-    return _truncated_cost(windows, search, search.compared).view(count, size, size)
+    return _over_overlap(capped, search, origin[:, 1]).view(count, size, size)
 
 
 class _Search(NamedTuple):
@@ -338,16 +331,21 @@ class _Search(NamedTuple):
     taps: tuple[int, int]  # compared pixels per column and per row
     radius: int
     stride: int
-    reach: int
     compared: torch.Tensor  # (N, P) compared pixels of each earlier frame
     weight: torch.Tensor  # (P,) their weights
+    to_origins: torch.Tensor  # (2, 2): an offset (dy, dx) times this is its window's and its tables' origin
+    candidates: torch.Tensor  # (K,) each candidate's place in the tables from its window's origin
+    outside_misfit: torch.Tensor  # (S * S,) the cap times the weight outside the frame, for each offset
+    covered: torch.Tensor  # (S * S,) the weight inside the frame, for each offset
 
 
 def _search_setup(first: torch.Tensor, second: torch.Tensor, radius: int, stride: int, reach: int) -> _Search:
     """Prepare the search of (N, h, w) pairs for offsets up to ``reach`` (+ ``radius``) either way.
 
-    ``second`` goes into a frame of ``_OUTSIDE`` values ``reach + radius`` wide, so that sources
-    outside the frame are recognised, and every candidate near an offset reads one window of it.
+    ``second`` goes into a frame of ``_OUTSIDE`` values ``reach + radius`` wide, and every
+    candidate near an offset reads one window of it. Whether a compared pixel's source is outside
+    the frame depends on the offset only: the weights outside are tabulated once for every offset
+    within ``reach + radius`` (S = 2 (reach + radius) + 1 a side).
     """
     count, rows, cols = first.shape
     device = first.device
@@ -362,37 +360,67 @@ def _search_setup(first: torch.Tensor, second: torch.Tensor, radius: int, stride
     window = (ys[:, None] * width + xs[None, :]).flatten()
     compared = first[:, radius : rows - radius : stride, radius : cols - radius : stride].reshape(count, -1)
     weight = _border_weight(rows, cols, first)[radius : rows - radius : stride, radius : cols - radius : stride]
-    shape = (sources.shape[-2] * width, width, window_rows, window_cols)
+    # At offset d, compared pixel (radius + stride k, radius + stride l) reads a source inside the
+    # frame when both its row and its column are inside: the weight inside is (rows in) W (columns in).
+    side = 2 * margin + 1
+    shifts = torch.arange(-margin, margin + 1, device=device)
+    row_inside = _inside_frame(torch.arange(radius, rows - radius, stride, device=device)[:, None] + shifts, rows)
+    col_inside = _inside_frame(torch.arange(radius, cols - radius, stride, device=device)[:, None] + shifts, cols)
+    inside_weight = row_inside.to(weight.dtype).T @ weight @ col_inside.to(weight.dtype)  # (S, S)
+    total = weight.sum()
+    outside_weight = total - inside_weight
+    size = 2 * radius + 1
+    candidates = torch.arange(size, device=device)
     return _Search(
-        sources.flatten(), window, shape, (taps_r, taps_c), radius, stride, reach, compared, weight.flatten()
+        sources=sources.flatten(),
+        window=window,
+        shape=(sources.shape[-2] * width, width, window_rows, window_cols),
+        taps=(taps_r, taps_c),
+        radius=radius,
+        stride=stride,
+        compared=compared,
+        weight=weight.flatten(),
+        to_origins=torch.tensor([[width, side], [1, 1]], dtype=first.dtype, device=device),
+        # Candidate (i, j) of a window whose centre is offset d reads offset d + (i - r, j - r).
+        candidates=(candidates[:, None] * side + candidates[None, :]).flatten() + (margin - radius) * (side + 1),
+        outside_misfit=(_RESIDUAL_CAP * outside_weight).flatten(),
+        covered=inside_weight.clamp_min(1e-6 * total).flatten(),
     )
 
 
-def _candidates(search: _Search, pairs: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-    """(n, Hw, Ww) windows that the candidates near ``offset`` (n, 2) read, for the ``pairs`` (n,) of a ``_Search``.
+def _inside_frame(positions: torch.Tensor, length: int) -> torch.Tensor:
+    """Whether integer ``positions`` lie in [0, ``length``)."""
+    return (positions >= 0) & (positions < length)
 
-    One gather reads each pair's window; ``_truncated_cost`` cuts the candidates from it (each is
-    the window's compared grid shifted by (i, j)), instead of gathering every candidate's pixels.
-    """
-    per_pair, width = search.shape[:2]
-    shift = offset.long().clamp(-search.reach, search.reach)
-    return _windows(search, pairs * per_pair + shift[:, 0] * width + shift[:, 1])
+
+def _candidate_offsets(radius: int, like: torch.Tensor) -> torch.Tensor:
+    """(K, 2) offsets (i - r, j - r) of the K = (2r+1)^2 candidates, row by row, in ``like``'s dtype."""
+    steps = torch.arange(-radius, radius + 1, dtype=like.dtype, device=like.device)
+    return torch.stack(torch.meshgrid(steps, steps, indexing="ij"), dim=-1).view(-1, 2)
+
+
+def _window_origins(search: _Search, centre: torch.Tensor) -> torch.Tensor:
+    """(n, 2) long: where the windows of whole-pixel offsets ``centre`` (n, 2) start in the sources and tables."""
+    return (centre @ search.to_origins).long()
 
 
 def _windows(search: _Search, start: torch.Tensor) -> torch.Tensor:
-    """(n, Hw, Ww) windows of ``search.sources`` that the candidates read, from each one's offset-0 origin (n,)."""
+    """(n, Hw, Ww) windows of ``search.sources`` that the candidates read, from each one's offset-0 origin (n,).
+
+    One gather reads each pair's window; ``_capped_sums`` cuts the candidates from it (each is the
+    window's compared grid shifted by (i, j)), instead of gathering every candidate's pixels.
+    """
     window_rows, window_cols = search.shape[2:]
     return search.sources.take(start[:, None] + search.window).view(-1, window_rows, window_cols)
 
 
-def _truncated_cost(windows: torch.Tensor, search: _Search, compared: torch.Tensor) -> torch.Tensor:
-    """(n, K) weighted mean of ``|source - compared|`` capped at ``_RESIDUAL_CAP``, over the sources inside.
+def _capped_sums(windows: torch.Tensor, search: _Search, compared: torch.Tensor) -> torch.Tensor:
+    """(n, K) weighted sums of ``|source - compared|`` capped at ``_RESIDUAL_CAP``.
 
     ``windows`` (n, Hw, Ww) from ``_windows``: candidate (i, j) of the K = (2r+1)^2 reads the
     window's compared grid shifted by (i, j); ``compared`` (n, P) the P pixels it is compared
-    with, weighted by ``search.weight``. A source outside the frame (``_OUTSIDE``) costs the cap
-    in the sum, which is then corrected by its weight, found for all candidates at once by one
-    dilated convolution of the windows' outside mask with the weights.
+    with, weighted by ``search.weight``. A source outside the frame (``_OUTSIDE``) costs the cap;
+    ``_over_overlap`` takes it out again.
     """
     count, window_rows, window_cols = windows.shape
     size, stride, (taps_r, taps_c) = 2 * search.radius + 1, search.stride, search.taps
@@ -406,13 +434,13 @@ def _truncated_cost(windows: torch.Tensor, search: _Search, compared: torch.Tens
     else:  # one pass into a contiguous buffer (a plain difference would keep ``values``' strides)
         residual = torch.empty(values.shape, dtype=values.dtype, device=values.device)
         torch.sub(values, against, out=residual)
-    capped = residual.abs_().clamp_(max=_RESIDUAL_CAP).view(-1, taps_r * taps_c) @ search.weight
-    outside = (windows > _OUTSIDE / 2).to(windows.dtype)[:, None]
-    kernel = search.weight.view(1, 1, taps_r, taps_c)
-    outside_weight = F.conv2d(outside, kernel, dilation=stride).view(count, -1)  # (n, K)
-    total = search.weight.sum()
-    covered = (total - outside_weight).clamp_min(1e-6 * total)
-    return (capped.view(count, -1) - _RESIDUAL_CAP * outside_weight).div_(covered)
+    return (residual.abs_().clamp_(max=_RESIDUAL_CAP).view(-1, taps_r * taps_c) @ search.weight).view(count, -1)
+
+
+def _over_overlap(capped: torch.Tensor, search: _Search, origin: torch.Tensor) -> torch.Tensor:
+    """(n, K) mean misfits over the frames' overlap from (n, K) ``_capped_sums`` and the (n,) tables' origins."""
+    index = origin[:, None] + search.candidates
+    return (capped - search.outside_misfit.take(index)).div_(search.covered.take(index))
 
 
 def _smallest_motion_prior(radius: int, cost: torch.Tensor) -> torch.Tensor:
@@ -484,61 +512,73 @@ def _refine_affine(grey: torch.Tensor, pairs: torch.Tensor, iterations: int) -> 
     stride, start = _REFINE_STRIDE, _REFINE_STRIDE // 2
     template = grey[:, :-1].reshape(count, rows, cols)
     moving = grey[:, 1:].reshape(count, 1, rows, cols)
-    gy, gx = _gradients(template, rows, cols)
+    gy, gx = (gradient.flatten(1) for gradient in _gradients_at(template, start, stride))
     rs = torch.arange(start, rows, stride, device=grey.device)
     cs = torch.arange(start, cols, stride, device=grey.device)
     uy = ((rs.to(grey.dtype) * 2 + 1) / rows - 1)[:, None].expand(len(rs), len(cs)).flatten()
     ux = ((cs.to(grey.dtype) * 2 + 1) / cols - 1)[None, :].expand(len(rs), len(cs)).flatten()
-    gx = gx[:, start::stride, start::stride].flatten(1)
-    gy = gy[:, start::stride, start::stride].flatten(1)
     values = template[:, start::stride, start::stride].flatten(1)
     # The Jacobian's rows are (gx, gy) times (ux, uy, 1): the normal equations need only the three
-    # gradient products and the six monomials of the coordinates, contracted by one matrix product.
-    gradients = torch.stack([gx, gy], dim=1)  # (N, 2, P)
-    products = torch.stack([gx * gx, gx * gy, gy * gy], dim=1)  # (N, 3, P)
+    # gradient products and the two gradients (times the residuals) against the six monomials of
+    # the coordinates, contracted by one matrix product (``_NORMAL_ENTRIES``).
+    terms = torch.stack([gx * gx, gx * gy, gy * gy, gx, gy], dim=1)  # (N, 5, P)
     ones = torch.ones_like(ux)
-    coordinates = torch.stack([ux, uy, ones], dim=1)  # (P, 3)
-    monomials = torch.stack([ux * ux, ux * uy, ux, uy * uy, uy, ones], dim=1)  # (P, 6)
+    coordinates = torch.stack([ux, uy, ones])  # (3, P)
+    monomials = torch.stack([ux * ux, ux * uy, ux, uy * uy, uy, ones])  # (6, P)
+    # (N, 6) maps times this are the points' x (row x of the map against the coordinates), then
+    # their y: (N, 2, P), read as a (N, 1, P, 2) sampling grid.
+    nothing = torch.zeros_like(coordinates)
+    to_grid = torch.cat([torch.cat([coordinates, nothing], dim=1), torch.cat([nothing, coordinates], dim=1)])  # 6, 2P
     spatial = _border_weight(rows, cols, grey)[start::stride, start::stride].flatten()
     inner = ((rs > 0) & (rs < rows - 1))[:, None] & ((cs > 0) & (cs < cols - 1))[None, :]
     spatial = spatial * inner.flatten()
-    theta = pairs.reshape(count, 3, 3)[:, :2]
+    theta = pairs.reshape(count, 3, 3)[:, :2].reshape(count, 6)
     eye = torch.eye(6, dtype=grey.dtype, device=grey.device)
+    one = torch.ones((), dtype=grey.dtype, device=grey.device)
     fit_cost = torch.zeros(count, dtype=grey.dtype, device=grey.device)
     for iteration in range(iterations):
-        grid = _affine_grid_at(theta, uy, ux)  # (N, 1, P, 2)
+        grid = (theta @ to_grid).view(count, 2, 1, -1).permute(0, 2, 3, 1)
         warped = F.grid_sample(moving, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         residual = warped.view(count, -1) - values
         support = spatial * _inside(grid).view(count, -1)
         if iteration == iterations - 1:
             fit_cost = _robust_cost(residual, support)
-        weight = support / (1 + (residual / _REFINE_SCALE).square())
-        hessian = ((products * weight[:, None]) @ monomials).view(count, 18)[:, _HESSIAN_ENTRIES].view(count, 6, 6)
-        gradient = ((gradients * (weight * residual)[:, None]) @ coordinates).view(count, 6)
+        weight = support / torch.addcmul(one, residual, residual, value=1 / _REFINE_SCALE**2)
+        weighted = terms * weight[:, None]
+        weighted[:, 3:] *= residual[:, None]
+        # (6, P) @ (P, N * 5) rather than (N * 5, P) @ (P, 6): far faster for so few columns.
+        sums = (monomials @ weighted.view(-1, weighted.shape[-1]).T).T.reshape(count, 30)[:, _NORMAL_ENTRIES]
+        hessian, gradient = sums[:, :36].view(count, 6, 6), sums[:, 36:]
         damping = 1e-3 * hessian.diagonal(dim1=1, dim2=2).mean(dim=1) + 1e-9
         step = torch.linalg.solve_ex(hessian + damping[:, None, None] * eye, -gradient[:, :, None])[0]
         # A step at most a quarter of the frame or of a unit scale: a degenerate fit cannot run off.
-        theta = theta + step.nan_to_num(0.0, 0.0, 0.0).clamp_(-0.25, 0.25).view(count, 2, 3)
+        theta = theta + step.view(count, 6).nan_to_num(0.0, 0.0, 0.0).clamp_(-0.25, 0.25)
     unmoved = moving[:, 0, start::stride, start::stride].flatten(1)
     still_cost = _robust_cost(unmoved - values, spatial.expand(count, -1))
     identity_fits = still_cost <= _STILL_COST_RATIO * fit_cost + 1e-9
     out = pairs.reshape(count, 3, 3).clone()
-    out[:, :2] = theta
+    out[:, :2] = theta.view(count, 2, 3)
     return out.view_as(pairs), identity_fits.view(pairs.shape[:2])
 
 
-def _hessian_entries() -> list[int]:
-    """Where entry (k, m) of the affine Gauss-Newton matrix is in the (3 gradient products x 6 monomials) sums.
+def _normal_entries() -> list[int]:
+    """Where the affine Gauss-Newton system is in the (5 terms x 6 monomials) sums of ``_refine_affine``.
 
-    Parameter k = 3a + i stands for gradient a (x, y) times coordinate i (x, y, 1): entry (k, m)
-    with m = 3b + j is the sum of gradient product (a, b) times monomial (i, j).
+    The terms are the gradient products (x x, x y, y y) and the gradients (x, y) times the
+    residuals; the monomials of the coordinates (x x, x y, x, y y, y, 1). Parameter k = 3a + i
+    stands for gradient a (x, y) times coordinate i (x, y, 1): the matrix's entry (k, m) with
+    m = 3b + j is the sum of gradient product (a, b) times monomial (i, j), and the right-hand
+    side's entry k that of term 3 + a times coordinate i. Returns the 36 matrix entries row by
+    row, then the 6 right-hand side entries.
     """
     product = [[0, 1], [1, 2]]
     monomial = [[0, 1, 2], [1, 3, 4], [2, 4, 5]]
-    return [product[k // 3][m // 3] * 6 + monomial[k % 3][m % 3] for k in range(6) for m in range(6)]
+    coordinate = [2, 4, 5]
+    matrix = [product[k // 3][m // 3] * 6 + monomial[k % 3][m % 3] for k in range(6) for m in range(6)]
+    return matrix + [(3 + k // 3) * 6 + coordinate[k % 3] for k in range(6)]
 
 
-_HESSIAN_ENTRIES = _hessian_entries()
+_NORMAL_ENTRIES = _normal_entries()
 
 
 def _robust_cost(residual: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -547,19 +587,21 @@ def _robust_cost(residual: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return (weight * loss).sum(dim=1) / weight.sum(dim=1).clamp_min(1e-12)
 
 
-def _affine_grid_at(theta: torch.Tensor, uy: torch.Tensor, ux: torch.Tensor) -> torch.Tensor:
-    """(N, 1, P, 2) sampling grid of (N, 2, 3) affine maps at P points (normalised ``uy``, ``ux``)."""
-    x = theta[:, 0, :1] * ux + theta[:, 0, 1:2] * uy + theta[:, 0, 2:]
-    y = theta[:, 1, :1] * ux + theta[:, 1, 1:2] * uy + theta[:, 1, 2:]
-    return torch.stack([x, y], dim=-1)[:, None]
+def _gradients_at(image: torch.Tensor, start: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central differences (d/dy, d/dx) of (N, h, w) images, normalised units, every ``stride``-th pixel from ``start``.
 
+    Returns two (N, h', w') maps. At the frame's border the missing neighbour reads 0 (the
+    refinement gives those points no weight).
+    """
+    rows, cols = image.shape[-2:]
+    padded = F.pad(image, (1, 1, 1, 1))
+    taps_r, taps_c = len(range(start, rows, stride)), len(range(start, cols, stride))
 
-def _gradients(image: torch.Tensor, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Central differences (d/dy, d/dx) of (..., h, w) images in normalised units (zero at the border)."""
-    gy = torch.zeros_like(image)
-    gx = torch.zeros_like(image)
-    gy[..., 1:-1, :] = (image[..., 2:, :] - image[..., :-2, :]) * (rows / 4)
-    gx[..., :, 1:-1] = (image[..., :, 2:] - image[..., :, :-2]) * (cols / 4)
+    def at(row: int, col: int) -> torch.Tensor:  # the samples shifted by (row, col) - 1
+        return padded[:, row : row + stride * (taps_r - 1) + 1 : stride, col : col + stride * (taps_c - 1) + 1 : stride]
+
+    gy = (at(start + 2, start + 1) - at(start, start + 1)) * (rows / 4)
+    gx = (at(start + 1, start + 2) - at(start + 1, start)) * (cols / 4)
     return gy, gx
 
 
@@ -577,7 +619,8 @@ def _affine_grid(theta: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
 
 def _inside(grid: torch.Tensor) -> torch.Tensor:
     """Whether each sampling point of a (N, h, w, 2) grid lies inside the frame, (N, h, w) bool."""
-    return grid.abs().amax(dim=-1) <= 1
+    distance = grid.abs()
+    return torch.maximum(distance[..., 0], distance[..., 1]) <= 1  # far faster than a reduction over 2
 
 
 def _aligned_differences(
@@ -671,7 +714,9 @@ def _inverse_affine(maps: torch.Tensor) -> torch.Tensor:
 
 def _rms(differences: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Weighted root mean square over dim 1 of (B, K, h, w) differences with (B, K) weights, (B, h, w)."""
-    return (differences.square() * (weights / weights.shape[1])[..., None, None]).sum(dim=1).sqrt_()
+    batch, count, rows, cols = differences.shape
+    squares = differences.square().view(batch, count, rows * cols)
+    return torch.bmm((weights / count)[:, None], squares).view(batch, rows, cols).sqrt_()
 
 
 def _followed(aligned: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
@@ -695,10 +740,17 @@ def _holes_filled(scores: torch.Tensor) -> torch.Tensor:
     from_bottom = scores.flip(-2).cummax(dim=-2).values.flip(-2)
     from_left = scores.cummax(dim=-1).values
     from_right = scores.flip(-1).cummax(dim=-1).values.flip(-1)
-    level = torch.minimum(torch.minimum(from_top, from_bottom), torch.minimum(from_left, from_right))[:, None]
+    level = torch.minimum(torch.minimum(from_top, from_bottom), torch.minimum(from_left, from_right))
     for _ in range(_FILL_STEPS):
-        level = torch.maximum(-F.max_pool2d(-level, 3, stride=1, padding=1), scores[:, None])
-    return level[:, 0]
+        level = torch.maximum(_eroded(level), scores)
+    return level
+
+
+def _eroded(maps: torch.Tensor) -> torch.Tensor:
+    """Minimum over each pixel's 3 x 3 neighbourhood inside the frame of (B, h, w) maps, row then column."""
+    padded = F.pad(maps, (1, 1, 1, 1), value=float("inf"))
+    across = torch.minimum(torch.minimum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])
+    return torch.minimum(torch.minimum(across[..., :-2, :], across[..., 1:-1, :]), across[..., 2:, :])
 
 
 def _plain_differences(clips: torch.Tensor) -> torch.Tensor:
