@@ -93,11 +93,12 @@ def stabilized_saliency(clips: torch.Tensor) -> torch.Tensor:
     (float32 or float64), on their device. Non-finite values count as no motion.
     """
     height, width = clips.shape[-2:]
-    color, pairs, identity_fits = _working_frames_and_camera(clips)
+    color, plain = _working_frames_and_plain_differences(clips)
+    pairs, identity_fits = _camera(color)
     (aligned, raw), (pair_aligned, pair_raw) = _aligned_differences(color, pairs)
     moving = _holes_filled(_followed(aligned, raw) + _PAIR_SHARE * _followed(pair_aligned, pair_raw))
     moving = _scaled_to_frame(moving, height, width)
-    plain = _scaled_to_frame(_plain_differences(clips), height, width)
+    plain = _scaled_to_frame(plain, height, width)
     small_motion = _small_motion(pairs, color.shape[-2], color.shape[-1])
     still = (small_motion & identity_fits).all(dim=1).to(moving.dtype)[:, None, None]
     return torch.lerp(moving, plain, still)
@@ -110,41 +111,75 @@ def camera_maps(clips: torch.Tensor) -> torch.Tensor:
     as ``F.affine_grid`` with ``align_corners=False``): frame t+1 at ``M @ (x, y, 1)`` shows what
     frame t shows at ``(x, y)``, for the background.
     """
-    return _working_frames_and_camera(clips)[1]
+    return _camera(_working_frames(clips))[0]
 
 
-def _working_frames_and_camera(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Steps 1-3: the (B, C, T, h, w) working frames and the (B, T-1, 3, 3) affine maps of their pairs.
+def _working_factor(clips: torch.Tensor) -> int:
+    """The whole factor by which step 1 reduces the frames of (..., H, W) clips."""
+    return max(1, min(clips.shape[-2:]) // _WORKING_SIDE)
+
+
+def _working_frames(clips: torch.Tensor) -> torch.Tensor:
+    """Step 1: the (B, C, T, h, w) working frames of (B, C, T, H, W) clips, non-finite values 0."""
+    return torch.nan_to_num(_pooled(clips, _working_factor(clips)), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _working_frames_and_plain_differences(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``_working_frames`` and ``_plain_differences`` of (B, C, T, H, W) clips.
+
+    On the CPU outside ``torch.compile`` clip by clip, reading each clip once from memory for both;
+    the working frames are then a (B, C, T, h, w) view of (B, T, C, h, w) memory (a frame is one
+    block, as ``_aligned_differences`` reads them). Elsewhere one after the other.
+    """
+    factor = _working_factor(clips)
+    if clips.device.type != "cpu" or torch.compiler.is_compiling() or factor == 1:
+        return _working_frames(clips), _plain_differences(clips)
+    batch, channels, frames, height, width = clips.shape
+    rows, cols = height // factor, width // factor
+    working = torch.empty(batch, frames, channels, rows, cols, dtype=clips.dtype)
+    plain = torch.empty(batch, height, width, dtype=clips.dtype)
+    diffs = torch.empty(channels, frames - 1, height, width, dtype=clips.dtype)
+    summed = torch.empty(frames - 1, height, width, dtype=clips.dtype)
+    for b in range(batch):
+        clip = clips[b]
+        _plain_squares(clip, diffs, summed, out=plain[b])
+        _pooled(clip, factor, out=working[b].transpose(0, 1))
+    plain = torch.nan_to_num_(plain.div_(frames - 1).sqrt_(), nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.nan_to_num_(working, nan=0.0, posinf=0.0, neginf=0.0).transpose(1, 2), plain
+
+
+def _camera(color: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Steps 2-3: the (B, T-1, 3, 3) affine maps between consecutive (B, C, T, h, w) working frames.
 
     Also (B, T-1) whether the identity fits each pair about as well as its map (``_refine_affine``).
     """
-    factor = max(1, min(clips.shape[-2:]) // _WORKING_SIDE)
-    color = torch.nan_to_num(_pooled(clips, factor), nan=0.0, posinf=0.0, neginf=0.0)
     grey = color.mean(dim=1)
     steps = _search(_pyramid(grey))  # (B, T-1, 2) in pixels of ``grey``
     pairs = _translation_maps(steps, grey.shape[-2], grey.shape[-1])
-    return color, *_refine_affine(grey, pairs, _REFINE_STEPS)
+    return _refine_affine(grey, pairs, _REFINE_STEPS)
 
 
-def _pooled(frames: torch.Tensor, factor: int) -> torch.Tensor:
+def _pooled(frames: torch.Tensor, factor: int, out: torch.Tensor | None = None) -> torch.Tensor:
     """Mean of ``factor`` x ``factor`` blocks of (..., H, W) frames, the last rows and columns dropped.
 
     The same as ``avg_pool2d`` up to rounding, and faster on CPUs for small factors: rows are
-    summed first, as contiguous slices.
+    summed first, as contiguous slices. ``out``: a tensor of the result's shape to write it to.
     """
     if factor == 1:
-        return frames
+        return frames if out is None else out.copy_(frames)
     *leading, height, width = frames.shape
     rows, cols = height // factor, width // factor
     blocks = frames[..., : rows * factor, : cols * factor].reshape(-1, rows, factor, cols * factor)
     summed = blocks[:, :, 0]
     for i in range(1, factor):
         summed = summed + blocks[:, :, i]
-    columns = summed.view(-1, rows, cols, factor)
-    out = columns[..., 0]
-    for i in range(1, factor):
-        out = out + columns[..., i]
-    return (out / (factor * factor)).view(*leading, rows, cols)
+    columns = summed.view(*leading, rows, cols, factor)
+    pooled = columns[..., 0] + columns[..., 1]
+    for i in range(2, factor):
+        pooled = pooled.add_(columns[..., i])
+    if out is None:
+        return pooled.div_(factor * factor)
+    return torch.div(pooled, factor * factor, out=out)
 
 
 def _pyramid(grey: torch.Tensor) -> list[torch.Tensor]:
@@ -177,9 +212,7 @@ def _search(pyramid: list[torch.Tensor]) -> torch.Tensor:
             thumbs = thumbs.repeat_interleave(enlarge, dim=-2).repeat_interleave(enlarge, dim=-1)
             offset = offset * enlarge
             reach = reach * enlarge
-        first = thumbs[:, :-1].reshape(pairs, rows * enlarge, cols * enlarge)
-        second = thumbs[:, 1:].reshape(pairs, rows * enlarge, cols * enlarge)
-        cost = _alignment_cost(first, second, offset, radius, stride, int(reach) + 1)  # (N, 2r+1, 2r+1)
+        cost = _alignment_cost(thumbs, offset, radius, stride, int(reach) + 1)  # (N, 2r+1, 2r+1)
         # At the coarsest level the smaller motion is preferred, at finer ones the coarser estimate:
         # a periodic background then cannot tip a tie to a period away (nor a sparse comparison grid).
         ranked = (_pooled_over_time(cost, batch) if level == 0 else cost) + _smallest_motion_prior(radius, cost)
@@ -188,7 +221,7 @@ def _search(pyramid: list[torch.Tensor]) -> torch.Tensor:
         offset = offset + torch.stack([row - radius, col - radius], dim=1).to(offset.dtype)
         reach = reach + radius
         if level == 0 and frames > 2:
-            offset = _propagated(first, second, offset, ranked.flatten(1).amin(dim=1), batch, radius, stride)
+            offset = _propagated(thumbs, offset, ranked.flatten(1).amin(dim=1), radius, stride)
             reach = max(reach, _sweep_reach(rows * enlarge, cols * enlarge, radius))
         if enlarge > 1:
             offset = offset / enlarge
@@ -200,13 +233,7 @@ def _search(pyramid: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _propagated(
-    first: torch.Tensor,
-    second: torch.Tensor,
-    offset: torch.Tensor,
-    score: torch.Tensor,
-    batch: int,
-    radius: int,
-    stride: int,
+    thumbs: torch.Tensor, offset: torch.Tensor, score: torch.Tensor, radius: int, stride: int
 ) -> torch.Tensor:
     """Coarse offsets improved by searching each pair again around its neighbour's offset, in sweeps.
 
@@ -221,14 +248,13 @@ def _propagated(
     the same centre, as the first search does, measures the motion prior from that centre, and
     keeps the better of the two fits.
     """
-    count = offset.shape[0]
-    pairs = count // batch
-    rows, cols = first.shape[-2:]
+    batch, frames, rows, cols = thumbs.shape
+    pairs = frames - 1
     full_radius, radius = radius, _PROPAGATION_RADIUS
     reach = _sweep_reach(rows, cols, full_radius)
     # What every step compares, prepared once: the steps differ only in which pairs and where.
-    search = _search_setup(first, second, radius, stride, reach)
-    offset, score = offset.clone(), score.clone()  # pair t of clip b at b * pairs + t
+    search = _search_setup(thumbs, radius, stride, reach)
+    state = torch.cat([offset, score[:, None]], dim=1)  # pair t of clip b at b * pairs + t: offset, cost
     inner = slice(full_radius - radius, full_radius + radius + 1)
     prior = _smallest_motion_prior(full_radius, score)[inner, inner].flatten()
     deltas = _candidate_offsets(radius, offset)
@@ -246,27 +272,26 @@ def _propagated(
     share = [[_NEIGHBOUR_WEIGHT * (t > 0), 1.0, _NEIGHBOUR_WEIGHT * (t < pairs - 1)] for _, t, _ in searches]
     device = offset.device
     ids = torch.tensor(neighbours, device=device)  # (S, 3) over all steps' searches
-    shares = torch.tensor(share, dtype=first.dtype, device=device)
+    shares = torch.tensor(share, dtype=thumbs.dtype, device=device)
     sizes = [batch * len(step) for step in steps]
     plan = zip(
         torch.tensor([start + source for start, _, source in searches], device=device).split(sizes),
         torch.tensor([start + t for start, t, _ in searches], device=device).split(sizes),
-        (ids * search.shape[0]).split(sizes),  # each neighbour's first element in ``search.sources``
+        _source_starts(search, ids).split(sizes),  # each neighbour's later frame in ``search.sources``
         search.compared[ids.flatten()].split([3 * size for size in sizes]),  # (n B * 3, P) each
-        (shares / shares.sum(dim=1, keepdim=True))[:, :, None].split(sizes),  # (n B, 3, 1) each
+        (shares / shares.sum(dim=1, keepdim=True))[:, None].split(sizes),  # (n B, 1, 3) each
         strict=True,
     )
     for source, target, base, against, weights in plan:
-        centre = offset[source]
+        centre = state[source, :2]
         origin = _window_origins(search, centre)  # (n B, 2): in the sources, in the overlap tables
         capped = _capped_sums(_windows(search, (base + origin[:, :1]).flatten()), search, against)
-        pooled = (capped.view(*weights.shape[:2], -1) * weights).sum(dim=1)
+        pooled = torch.bmm(weights, capped.view(weights.shape[0], 3, -1))[:, 0]
         value, best = (_over_overlap(pooled, search, origin[:, 1]) + prior).min(dim=1)
-        found = (centre + deltas[best]).clamp_(-reach, reach)
-        kept = score[target]
-        offset[target] = torch.where((value < kept)[:, None], found, offset[target])
-        score[target] = torch.minimum(value, kept)
-    return offset
+        found = torch.cat([(centre + deltas[best]).clamp_(-reach, reach), value[:, None]], dim=1)
+        kept = state[target]
+        state[target] = torch.where((value < kept[:, 2])[:, None], found, kept)
+    return state[:, :2].contiguous()
 
 
 def _sweep_reach(rows: int, cols: int, radius: int) -> int:
@@ -301,22 +326,20 @@ def _enlargement(rows: int, cols: int, radius: int, stride: int) -> int:
     return max(1, -(-needed // min(rows, cols)))
 
 
-def _alignment_cost(
-    first: torch.Tensor, second: torch.Tensor, offset: torch.Tensor, radius: int, stride: int, reach: int
-) -> torch.Tensor:
-    """Weighted truncated mean absolute difference of ``first`` and ``second`` for every offset near ``offset``.
+def _alignment_cost(thumbs: torch.Tensor, offset: torch.Tensor, radius: int, stride: int, reach: int) -> torch.Tensor:
+    """Weighted truncated mean absolute difference of consecutive thumbnails for every offset near ``offset``.
 
-    ``first`` and ``second`` are (N, h, w) thumbnails and ``offset`` (N, 2) the whole-pixel offset found
-    so far, at most ``reach`` pixels either way. Returns (N, 2r+1, 2r+1), entry (i, j) for offset
-    ``offset + (i - r, j - r)``. The central pixels of ``first`` (all but a border of r) are
-    compared, every ``stride``-th in each direction, weighted by ``_border_weight``; pixels whose
-    source in ``second`` is outside the frame are left out (the mean is over the overlap), so a
-    fast pan is not penalised for what it brings into view.
+    ``thumbs`` (B, T, h, w); ``offset`` (N, 2) the whole-pixel offset found so far for each of the
+    N = B (T-1) pairs, at most ``reach`` pixels either way. Returns (N, 2r+1, 2r+1), entry (i, j)
+    for offset ``offset + (i - r, j - r)``. The central pixels of a pair's earlier frame (all but a
+    border of r) are compared, every ``stride``-th in each direction, weighted by ``_border_weight``;
+    pixels whose source in the later frame is outside it are left out (the mean is over the
+    overlap), so a fast pan is not penalised for what it brings into view.
     """
-    count = first.shape[0]
-    search = _search_setup(first, second, radius, stride, reach)
+    count = offset.shape[0]
+    search = _search_setup(thumbs, radius, stride, reach)
     origin = _window_origins(search, offset.clamp(-reach, reach))
-    pair_start = torch.arange(count, device=first.device) * search.shape[0]
+    pair_start = _source_starts(search, torch.arange(count, device=offset.device))
     capped = _capped_sums(_windows(search, pair_start + origin[:, 0]), search, search.compared)
     size = 2 * radius + 1
     return _over_overlap(capped, search, origin[:, 1]).view(count, size, size)
@@ -325,7 +348,8 @@ def _alignment_cost(
 class _Search(NamedTuple):
     """What ``_alignment_cost`` compares, prepared once for a set of frame pairs (``_search_setup``)."""
 
-    sources: torch.Tensor  # (N * L,) every pair's later frame in a frame of ``_OUTSIDE``, flattened
+    sources: torch.Tensor  # (B * T * L,) every frame in a frame of ``_OUTSIDE``, flattened
+    pairs: int  # pairs per clip: pair b * pairs + t compares frames t and t + 1 of clip b
     window: torch.Tensor  # (Hw * Ww,) indices of the window that all candidates read, at offset 0
     shape: tuple[int, int, int, int]  # (L, padded width, Hw, Ww)
     taps: tuple[int, int]  # compared pixels per column and per row
@@ -335,22 +359,21 @@ class _Search(NamedTuple):
     weight: torch.Tensor  # (P,) their weights
     to_origins: torch.Tensor  # (2, 2): an offset (dy, dx) times this is its window's and its tables' origin
     candidates: torch.Tensor  # (K,) each candidate's place in the tables from its window's origin
-    outside_misfit: torch.Tensor  # (S * S,) the cap times the weight outside the frame, for each offset
-    covered: torch.Tensor  # (S * S,) the weight inside the frame, for each offset
+    overlap: torch.Tensor  # (S * S, 2) per offset: (1, -cap * weight outside) / weight inside (``_over_overlap``)
 
 
-def _search_setup(first: torch.Tensor, second: torch.Tensor, radius: int, stride: int, reach: int) -> _Search:
-    """Prepare the search of (N, h, w) pairs for offsets up to ``reach`` (+ ``radius``) either way.
+def _search_setup(thumbs: torch.Tensor, radius: int, stride: int, reach: int) -> _Search:
+    """Prepare the search of the pairs of consecutive (B, T, h, w) thumbnails, offsets up to ``reach`` + ``radius``.
 
-    ``second`` goes into a frame of ``_OUTSIDE`` values ``reach + radius`` wide, and every
-    candidate near an offset reads one window of it. Whether a compared pixel's source is outside
-    the frame depends on the offset only: the weights outside are tabulated once for every offset
-    within ``reach + radius`` (S = 2 (reach + radius) + 1 a side).
+    Each frame goes into a frame of ``_OUTSIDE`` values ``reach + radius`` wide, and every
+    candidate near an offset reads one window of a pair's later frame. Whether a compared pixel's
+    source is outside the frame depends on the offset only: the weights inside and outside are
+    tabulated once for every offset within ``reach + radius`` (S = 2 (reach + radius) + 1 a side).
     """
-    count, rows, cols = first.shape
-    device = first.device
+    batch, frames, rows, cols = thumbs.shape
+    device = thumbs.device
     margin = reach + radius
-    sources = F.pad(second, (margin, margin, margin, margin), value=_OUTSIDE)
+    sources = F.pad(thumbs.reshape(-1, rows, cols), (margin, margin, margin, margin), value=_OUTSIDE)
     width = cols + 2 * margin
     taps_r, taps_c = len(range(radius, rows - radius, stride)), len(range(radius, cols - radius, stride))
     window_rows, window_cols = 2 * radius + (taps_r - 1) * stride + 1, 2 * radius + (taps_c - 1) * stride + 1
@@ -358,8 +381,9 @@ def _search_setup(first: torch.Tensor, second: torch.Tensor, radius: int, stride
     ys = torch.arange(window_rows, device=device) + margin
     xs = torch.arange(window_cols, device=device) + margin
     window = (ys[:, None] * width + xs[None, :]).flatten()
-    compared = first[:, radius : rows - radius : stride, radius : cols - radius : stride].reshape(count, -1)
-    weight = _border_weight(rows, cols, first)[radius : rows - radius : stride, radius : cols - radius : stride]
+    inner_rows, inner_cols = slice(radius, rows - radius, stride), slice(radius, cols - radius, stride)
+    compared = thumbs[:, :-1, inner_rows, inner_cols].reshape(batch * (frames - 1), -1)
+    weight = _border_weight(rows, cols, thumbs)[inner_rows, inner_cols]
     # At offset d, compared pixel (radius + stride k, radius + stride l) reads a source inside the
     # frame when both its row and its column are inside: the weight inside is (rows in) W (columns in).
     side = 2 * margin + 1
@@ -369,10 +393,12 @@ def _search_setup(first: torch.Tensor, second: torch.Tensor, radius: int, stride
     inside_weight = row_inside.to(weight.dtype).T @ weight @ col_inside.to(weight.dtype)  # (S, S)
     total = weight.sum()
     outside_weight = total - inside_weight
+    covered = inside_weight.clamp_min(1e-6 * total)
     size = 2 * radius + 1
     candidates = torch.arange(size, device=device)
     return _Search(
         sources=sources.flatten(),
+        pairs=frames - 1,
         window=window,
         shape=(sources.shape[-2] * width, width, window_rows, window_cols),
         taps=(taps_r, taps_c),
@@ -380,17 +406,21 @@ def _search_setup(first: torch.Tensor, second: torch.Tensor, radius: int, stride
         stride=stride,
         compared=compared,
         weight=weight.flatten(),
-        to_origins=torch.tensor([[width, side], [1, 1]], dtype=first.dtype, device=device),
+        to_origins=torch.tensor([[width, side], [1, 1]], dtype=thumbs.dtype, device=device),
         # Candidate (i, j) of a window whose centre is offset d reads offset d + (i - r, j - r).
         candidates=(candidates[:, None] * side + candidates[None, :]).flatten() + (margin - radius) * (side + 1),
-        outside_misfit=(_RESIDUAL_CAP * outside_weight).flatten(),
-        covered=inside_weight.clamp_min(1e-6 * total).flatten(),
+        overlap=torch.stack([1 / covered, -_RESIDUAL_CAP * outside_weight / covered], dim=-1).view(-1, 2),
     )
 
 
 def _inside_frame(positions: torch.Tensor, length: int) -> torch.Tensor:
     """Whether integer ``positions`` lie in [0, ``length``)."""
     return (positions >= 0) & (positions < length)
+
+
+def _source_starts(search: _Search, pairs: torch.Tensor) -> torch.Tensor:
+    """Where the later frame of each of the ``pairs`` (ids, any shape) starts in ``search.sources``."""
+    return (pairs + pairs // search.pairs + 1) * search.shape[0]
 
 
 def _candidate_offsets(radius: int, like: torch.Tensor) -> torch.Tensor:
@@ -428,19 +458,21 @@ def _capped_sums(windows: torch.Tensor, search: _Search, compared: torch.Tensor)
         (count, size, size, taps_r, taps_c),
         (window_rows * window_cols, window_cols, 1, stride * window_cols, stride),
     )
-    against = compared.view(count, 1, 1, taps_r, taps_c)
-    if torch.compiler.is_compiling():  # inductor fuses the copy; it does not follow ``out=``'s layout
-        residual = (values - against).contiguous()
-    else:  # one pass into a contiguous buffer (a plain difference would keep ``values``' strides)
-        residual = torch.empty(values.shape, dtype=values.dtype, device=values.device)
-        torch.sub(values, against, out=residual)
+    # Copied first: a contiguous copy and a contiguous difference are faster than one difference
+    # that reads the overlapping, strided candidates.
+    residual = values.contiguous().sub_(compared.view(count, 1, 1, taps_r, taps_c))
     return (residual.abs_().clamp_(max=_RESIDUAL_CAP).view(-1, taps_r * taps_c) @ search.weight).view(count, -1)
 
 
 def _over_overlap(capped: torch.Tensor, search: _Search, origin: torch.Tensor) -> torch.Tensor:
-    """(n, K) mean misfits over the frames' overlap from (n, K) ``_capped_sums`` and the (n,) tables' origins."""
+    """(n, K) mean misfits over the frames' overlap from (n, K) ``_capped_sums`` and the (n,) tables' origins.
+
+    Sources outside the frame cost the cap in the sums: the mean over the overlap is the sum less
+    the cap times the weight outside, over the weight inside (one multiply-add with the tables).
+    """
     index = origin[:, None] + search.candidates
-    return (capped - search.outside_misfit.take(index)).div_(search.covered.take(index))
+    scale, shift = search.overlap.index_select(0, index.flatten()).view(*index.shape, 2).unbind(dim=-1)
+    return torch.addcmul(shift, capped, scale)
 
 
 def _smallest_motion_prior(radius: int, cost: torch.Tensor) -> torch.Tensor:
@@ -650,11 +682,14 @@ def _aligned_differences(
     inverse = _inverse_affine(pairs.reshape(-1, 3, 3)).view_as(pairs)
     # Map t maps frame t's coordinates to frame t+1's: it warps frame t+1 onto frame t, its
     # inverse frame t onto frame t+1.
-    to_next, next_inside, next_raw = _warped_difference(video[:, 2::2], video[:, inner], pairs[:, inner])
+    to_next, next_inside = _warped_difference(video[:, 2::2], video[:, inner], pairs[:, inner])
     previous_maps = inverse[:, 0 : frames - 1 : 2]
-    to_previous, previous_inside, previous_raw = _warped_difference(video[:, 0:-1:2], video[:, centres], previous_maps)
-    next_weight = _pair_weights(to_next, next_inside)
-    previous_weight = _pair_weights(to_previous, previous_inside)
+    to_previous, previous_inside = _warped_difference(video[:, 0:-1:2], video[:, centres], previous_maps)
+    raw = (video[:, 1:] - video[:, :-1]).abs_().sum(dim=2)  # (B, T-1, h, w): pair t without warping
+    next_raw, previous_raw = raw[:, 1::2], raw[:, 0::2]
+    border = _border_weight(video.shape[-2], video.shape[-1], video)
+    next_weight = _pair_weights(to_next, next_inside, border)
+    previous_weight = _pair_weights(to_previous, previous_inside, border)
     both = to_next.shape[1]
     three = torch.cat([torch.minimum(to_next, to_previous[:, :both]), to_previous[:, both:]], dim=1)
     three_raw = torch.cat([torch.minimum(next_raw, previous_raw[:, :both]), previous_raw[:, both:]], dim=1)
@@ -670,32 +705,30 @@ def _aligned_differences(
 
 def _warped_difference(
     moving: torch.Tensor, fixed: torch.Tensor, maps: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Channel-summed differences of (B, n, C, h, w) frames ``moving`` warped onto ``fixed``, (B, n, h, w).
 
     ``maps`` (B, n, 3, 3) from each fixed frame's coordinates to its moving one's. Differences
-    are 0 where the source is outside the frame. Also (B, n, h, w) bool, where it is inside, and
-    the differences without warping.
+    are 0 where the source is outside the frame. Also (B, n, h, w) bool, where it is inside.
     """
     batch, count, channels, rows, cols = moving.shape
     grid = _affine_grid(maps.reshape(-1, 3, 3)[:, :2], rows, cols)
     flat = moving.reshape(-1, channels, rows, cols)
     warped = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
     inside = _inside(grid).view(batch, count, rows, cols)
-    aligned = warped.view_as(moving).sub_(fixed).abs_().sum(dim=2).mul_(inside)
-    return aligned, inside, (moving - fixed).abs_().sum(dim=2)
+    return warped.view_as(moving).sub_(fixed).abs_().sum(dim=2).mul_(inside), inside
 
 
-def _pair_weights(aligned: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+def _pair_weights(aligned: torch.Tensor, inside: torch.Tensor, border: torch.Tensor) -> torch.Tensor:
     """(B, T-1) weights of each pair's squared differences: ``(mean residue / (residue + 1e-3))^_WEIGHT_POWER``.
 
-    A pair's residue is the ``_border_weight``-ed mean of its aligned difference over the pixels
-    whose source is inside the frame, mostly background: large where the camera model does not fit
-    the pair (a pan too fast to search, motion blur, a fit that followed the object), whose
-    differences then say little about what moves. Scaled by the clip's mean residue, so that a clip
+    A pair's residue is the mean of its aligned difference weighted by ``border`` (``_border_weight``)
+    over the pixels whose source is inside the frame, mostly background: large where the camera
+    model does not fit the pair (a pan too fast to search, motion blur, a fit that followed the
+    object), whose differences then say little about what moves. Scaled by the clip's mean residue, so that a clip
     whose pairs fit equally well keeps its unweighted differences.
     """
-    spatial = _border_weight(aligned.shape[-2], aligned.shape[-1], aligned) * inside
+    spatial = border * inside
     residue = (aligned * spatial).sum(dim=(-2, -1)) / spatial.sum(dim=(-2, -1)).clamp_min(1e-6)
     return (residue.mean(dim=1, keepdim=True) / (residue + 1e-3)).pow(_WEIGHT_POWER)
 
@@ -756,7 +789,7 @@ def _eroded(maps: torch.Tensor) -> torch.Tensor:
 def _plain_differences(clips: torch.Tensor) -> torch.Tensor:
     """Root mean square over time of channel-summed differences of consecutive frames, (B, H, W) at full size.
 
-    On the CPU outside ``torch.compile`` clip by clip, into one reused buffer (temporaries stay in
+    On the CPU outside ``torch.compile`` clip by clip, into reused buffers (temporaries stay in
     cache); elsewhere batched.
     """
     batch, channels, frames, height, width = clips.shape
@@ -767,10 +800,18 @@ def _plain_differences(clips: torch.Tensor) -> torch.Tensor:
     diffs = torch.empty(channels, frames - 1, height, width, dtype=clips.dtype)
     summed = torch.empty(frames - 1, height, width, dtype=clips.dtype)
     for b in range(batch):
-        torch.sub(clips[b, :, 1:], clips[b, :, :-1], out=diffs)
-        torch.sum(diffs.abs_(), dim=0, out=summed)
-        torch.sum(summed.square_(), dim=0, out=out[b])
+        _plain_squares(clips[b], diffs, summed, out=out[b])
     return torch.nan_to_num_(out.div_(frames - 1).sqrt_(), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _plain_squares(clip: torch.Tensor, diffs: torch.Tensor, summed: torch.Tensor, out: torch.Tensor) -> None:
+    """Sum over time of squared channel-summed differences of a (C, T, H, W) clip's frames, into ``out`` (H, W).
+
+    ``diffs`` (C, T-1, H, W) and ``summed`` (T-1, H, W) are buffers.
+    """
+    torch.sub(clip[:, 1:], clip[:, :-1], out=diffs)
+    torch.sum(diffs.abs_(), dim=0, out=summed)
+    torch.sum(summed.square_(), dim=0, out=out)
 
 
 def _small_motion(pairs: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
