@@ -39,7 +39,9 @@ Everything is batched tensor code without host synchronisation. See docs/algorit
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import functools
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +86,30 @@ _STILL_PIXELS = 3.0
 _STILL_COST_RATIO = 1.3
 # Value around the frame in the search, marking sources outside the frame (left out of the mean).
 _OUTSIDE = 1e3
+
+
+_Constant = TypeVar("_Constant")
+
+
+def _geometry_constant(build: Callable[..., _Constant]) -> Callable[..., _Constant]:
+    """Cache what ``build`` makes from sizes, a dtype and a device, outside ``torch.compile``.
+
+    The index grids, weights and tables of the search and the refinement depend on the frames'
+    geometry only; building them takes a few hundred small tensor operations per call, a good share
+    of the mode's time on a CPU. They are built outside inference mode (ordinary tensors, which any
+    later call may use) and shared between calls: nothing modifies them in place. Under
+    ``torch.compile`` they are built in the graph instead (constants there).
+    """
+    cached = functools.lru_cache(maxsize=256)(build)
+
+    @functools.wraps(build)
+    def constant(*key: object) -> _Constant:
+        if torch.compiler.is_compiling():
+            return build(*key)
+        with torch.inference_mode(False):
+            return cached(*key)
+
+    return constant
 
 
 def stabilized_saliency(clips: torch.Tensor) -> torch.Tensor:
@@ -215,7 +241,9 @@ def _search(pyramid: list[torch.Tensor]) -> torch.Tensor:
         cost = _alignment_cost(thumbs, offset, radius, stride, int(reach) + 1)  # (N, 2r+1, 2r+1)
         # At the coarsest level the smaller motion is preferred, at finer ones the coarser estimate:
         # a periodic background then cannot tip a tie to a period away (nor a sparse comparison grid).
-        ranked = (_pooled_over_time(cost, batch) if level == 0 else cost) + _smallest_motion_prior(radius, cost)
+        ranked = (_pooled_over_time(cost, batch) if level == 0 else cost) + _smallest_motion_prior(
+            radius, cost.dtype, cost.device
+        )
         best = ranked.flatten(1).argmin(dim=1)
         row, col = best // (2 * radius + 1), best % (2 * radius + 1)
         offset = offset + torch.stack([row - radius, col - radius], dim=1).to(offset.dtype)
@@ -256,30 +284,18 @@ def _propagated(
     search = _search_setup(thumbs, radius, stride, reach)
     state = torch.cat([offset, score[:, None]], dim=1)  # pair t of clip b at b * pairs + t: offset, cost
     inner = slice(full_radius - radius, full_radius + radius + 1)
-    prior = _smallest_motion_prior(full_radius, score)[inner, inner].flatten()
-    deltas = _candidate_offsets(radius, offset)
-    # Step k searches pair k + 1 around pair k (the forward sweep) and, once the forward sweep has
-    # passed the clip's middle, pair T-3-k around pair T-2-k (the backward sweep, whose sources the
-    # forward sweep has then settled), batched over clips and sweeps. What the steps read but their
-    # centres is gathered once, for all of them (the steps are sequential, so each should launch as
-    # few operations as it can): the target pair, its neighbours t-1, t and t+1 (clamped into the
-    # clip, the missing ones weighing 0) and their compared pixels.
-    steps = [
-        [(k + 1, k)] + ([(pairs - 2 - k, pairs - 1 - k)] if pairs - 2 - k < k + 1 else []) for k in range(pairs - 1)
-    ]
-    searches = [(b * pairs, t, source) for step in steps for t, source in step for b in range(batch)]
-    neighbours = [[start + max(t - 1, 0), start + t, start + min(t + 1, pairs - 1)] for start, t, _ in searches]
-    share = [[_NEIGHBOUR_WEIGHT * (t > 0), 1.0, _NEIGHBOUR_WEIGHT * (t < pairs - 1)] for _, t, _ in searches]
-    device = offset.device
-    ids = torch.tensor(neighbours, device=device)  # (S, 3) over all steps' searches
-    shares = torch.tensor(share, dtype=thumbs.dtype, device=device)
-    sizes = [batch * len(step) for step in steps]
+    prior = _smallest_motion_prior(full_radius, score.dtype, score.device)[inner, inner].flatten()
+    deltas = _candidate_offsets(radius, offset.dtype, offset.device)
+    # The steps are sequential, so each should launch as few operations as it can: what they read
+    # but their centres is gathered once, for all of them.
+    sources, targets, neighbours, shares = _sweep_plan(batch, pairs, thumbs.dtype, thumbs.device)
+    sizes = [len(step) for step in sources]
     plan = zip(
-        torch.tensor([start + source for start, _, source in searches], device=device).split(sizes),
-        torch.tensor([start + t for start, t, _ in searches], device=device).split(sizes),
-        _source_starts(search, ids).split(sizes),  # each neighbour's later frame in ``search.sources``
-        search.compared[ids.flatten()].split([3 * size for size in sizes]),  # (n B * 3, P) each
-        (shares / shares.sum(dim=1, keepdim=True))[:, None].split(sizes),  # (n B, 1, 3) each
+        sources,
+        targets,
+        _source_starts(search, neighbours).split(sizes),  # each neighbour's later frame in ``search.sources``
+        search.compared[neighbours.flatten()].split([3 * size for size in sizes]),  # (n B * 3, P) each
+        shares,
         strict=True,
     )
     for source, target, base, against, weights in plan:
@@ -292,6 +308,35 @@ def _propagated(
         kept = state[target]
         state[target] = torch.where((value < kept[:, 2])[:, None], found, kept)
     return state[:, :2].contiguous()
+
+
+@_geometry_constant
+def _sweep_plan(
+    batch: int, pairs: int, dtype: torch.dtype, device: torch.device
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Which pairs each step of ``_propagated``'s sweeps searches, around which, with which neighbours.
+
+    Step k searches pair k + 1 around pair k (the forward sweep) and, once the forward sweep has
+    passed the clip's middle, pair T-3-k around pair T-2-k (the backward sweep, whose sources the
+    forward sweep has then settled), batched over clips and sweeps. Pair t of clip b is
+    b * pairs + t. Returns, per step, the (n B,) source and target pairs; the (S, 3) neighbours t-1,
+    t and t+1 of every step's targets, the steps one after the other (clamped into the clip, the
+    missing ones weighing 0); and per step their (n B, 1, 3) weights.
+    """
+    steps = [
+        [(k + 1, k)] + ([(pairs - 2 - k, pairs - 1 - k)] if pairs - 2 - k < k + 1 else []) for k in range(pairs - 1)
+    ]
+    searches = [(b * pairs, t, source) for step in steps for t, source in step for b in range(batch)]
+    neighbours = [[start + max(t - 1, 0), start + t, start + min(t + 1, pairs - 1)] for start, t, _ in searches]
+    share = [[_NEIGHBOUR_WEIGHT * (t > 0), 1.0, _NEIGHBOUR_WEIGHT * (t < pairs - 1)] for _, t, _ in searches]
+    shares = torch.tensor(share, dtype=dtype, device=device)
+    sizes = [batch * len(step) for step in steps]
+    return (
+        torch.tensor([start + source for start, _, source in searches], device=device).split(sizes),
+        torch.tensor([start + t for start, t, _ in searches], device=device).split(sizes),
+        torch.tensor(neighbours, device=device),
+        (shares / shares.sum(dim=1, keepdim=True))[:, None].split(sizes),
+    )
 
 
 def _sweep_reach(rows: int, cols: int, radius: int) -> int:
@@ -345,35 +390,55 @@ def _alignment_cost(thumbs: torch.Tensor, offset: torch.Tensor, radius: int, str
     return _over_overlap(capped, search, origin[:, 1]).view(count, size, size)
 
 
-class _Search(NamedTuple):
-    """What ``_alignment_cost`` compares, prepared once for a set of frame pairs (``_search_setup``)."""
+class _Geometry(NamedTuple):
+    """What a search compares, for frames of one size: ``_search_geometry``."""
 
-    sources: torch.Tensor  # (B * T * L,) every frame in a frame of ``_OUTSIDE``, flattened
-    pairs: int  # pairs per clip: pair b * pairs + t compares frames t and t + 1 of clip b
+    margin: int  # the frame of ``_OUTSIDE`` values around each frame
     window: torch.Tensor  # (Hw * Ww,) indices of the window that all candidates read, at offset 0
-    shape: tuple[int, int, int, int]  # (L, padded width, Hw, Ww)
+    shape: tuple[int, int, int, int]  # (L, padded width, Hw, Ww): L the padded frame's size
     taps: tuple[int, int]  # compared pixels per column and per row
     radius: int
     stride: int
-    compared: torch.Tensor  # (N, P) compared pixels of each earlier frame
-    weight: torch.Tensor  # (P,) their weights
+    weight: torch.Tensor  # (P,) the compared pixels' weights
     to_origins: torch.Tensor  # (2, 2): an offset (dy, dx) times this is its window's and its tables' origin
     candidates: torch.Tensor  # (K,) each candidate's place in the tables from its window's origin
     overlap: torch.Tensor  # (S * S, 2) per offset: (1, -cap * weight outside) / weight inside (``_over_overlap``)
+
+
+class _Search(NamedTuple):
+    """What ``_alignment_cost`` compares, prepared once for a set of frame pairs (``_search_setup``)."""
+
+    geometry: _Geometry
+    sources: torch.Tensor  # (B * T * L,) every frame in a frame of ``_OUTSIDE``, flattened
+    pairs: int  # pairs per clip: pair b * pairs + t compares frames t and t + 1 of clip b
+    compared: torch.Tensor  # (N, P) compared pixels of each earlier frame
 
 
 def _search_setup(thumbs: torch.Tensor, radius: int, stride: int, reach: int) -> _Search:
     """Prepare the search of the pairs of consecutive (B, T, h, w) thumbnails, offsets up to ``reach`` + ``radius``.
 
     Each frame goes into a frame of ``_OUTSIDE`` values ``reach + radius`` wide, and every
-    candidate near an offset reads one window of a pair's later frame. Whether a compared pixel's
-    source is outside the frame depends on the offset only: the weights inside and outside are
-    tabulated once for every offset within ``reach + radius`` (S = 2 (reach + radius) + 1 a side).
+    candidate near an offset reads one window of a pair's later frame.
     """
     batch, frames, rows, cols = thumbs.shape
-    device = thumbs.device
-    margin = reach + radius
+    geometry = _search_geometry(rows, cols, radius, stride, reach, thumbs.dtype, thumbs.device)
+    margin = geometry.margin
     sources = F.pad(thumbs.reshape(-1, rows, cols), (margin, margin, margin, margin), value=_OUTSIDE)
+    compared = thumbs[:, :-1, radius : rows - radius : stride, radius : cols - radius : stride]
+    return _Search(geometry, sources.flatten(), frames - 1, compared.reshape(batch * (frames - 1), -1))
+
+
+@_geometry_constant
+def _search_geometry(
+    rows: int, cols: int, radius: int, stride: int, reach: int, dtype: torch.dtype, device: torch.device
+) -> _Geometry:
+    """The windows, weights and tables of a search of (rows, cols) frames (``_search_setup``).
+
+    Whether a compared pixel's source is outside the frame depends on the offset only: the weights
+    inside and outside are tabulated once for every offset within ``reach + radius`` (S = 2
+    (reach + radius) + 1 a side).
+    """
+    margin = reach + radius
     width = cols + 2 * margin
     taps_r, taps_c = len(range(radius, rows - radius, stride)), len(range(radius, cols - radius, stride))
     window_rows, window_cols = 2 * radius + (taps_r - 1) * stride + 1, 2 * radius + (taps_c - 1) * stride + 1
@@ -381,32 +446,28 @@ def _search_setup(thumbs: torch.Tensor, radius: int, stride: int, reach: int) ->
     ys = torch.arange(window_rows, device=device) + margin
     xs = torch.arange(window_cols, device=device) + margin
     window = (ys[:, None] * width + xs[None, :]).flatten()
-    inner_rows, inner_cols = slice(radius, rows - radius, stride), slice(radius, cols - radius, stride)
-    compared = thumbs[:, :-1, inner_rows, inner_cols].reshape(batch * (frames - 1), -1)
-    weight = _border_weight(rows, cols, thumbs)[inner_rows, inner_cols]
+    weight = _border_weight(rows, cols, dtype, device)[radius : rows - radius : stride, radius : cols - radius : stride]
     # At offset d, compared pixel (radius + stride k, radius + stride l) reads a source inside the
     # frame when both its row and its column are inside: the weight inside is (rows in) W (columns in).
     side = 2 * margin + 1
     shifts = torch.arange(-margin, margin + 1, device=device)
     row_inside = _inside_frame(torch.arange(radius, rows - radius, stride, device=device)[:, None] + shifts, rows)
     col_inside = _inside_frame(torch.arange(radius, cols - radius, stride, device=device)[:, None] + shifts, cols)
-    inside_weight = row_inside.to(weight.dtype).T @ weight @ col_inside.to(weight.dtype)  # (S, S)
+    inside_weight = row_inside.to(dtype).T @ weight @ col_inside.to(dtype)  # (S, S)
     total = weight.sum()
     outside_weight = total - inside_weight
     covered = inside_weight.clamp_min(1e-6 * total)
     size = 2 * radius + 1
     candidates = torch.arange(size, device=device)
-    return _Search(
-        sources=sources.flatten(),
-        pairs=frames - 1,
+    return _Geometry(
+        margin=margin,
         window=window,
-        shape=(sources.shape[-2] * width, width, window_rows, window_cols),
+        shape=((rows + 2 * margin) * width, width, window_rows, window_cols),
         taps=(taps_r, taps_c),
         radius=radius,
         stride=stride,
-        compared=compared,
         weight=weight.flatten(),
-        to_origins=torch.tensor([[width, side], [1, 1]], dtype=thumbs.dtype, device=device),
+        to_origins=torch.tensor([[width, side], [1, 1]], dtype=dtype, device=device),
         # Candidate (i, j) of a window whose centre is offset d reads offset d + (i - r, j - r).
         candidates=(candidates[:, None] * side + candidates[None, :]).flatten() + (margin - radius) * (side + 1),
         overlap=torch.stack([1 / covered, -_RESIDUAL_CAP * outside_weight / covered], dim=-1).view(-1, 2),
@@ -420,18 +481,19 @@ def _inside_frame(positions: torch.Tensor, length: int) -> torch.Tensor:
 
 def _source_starts(search: _Search, pairs: torch.Tensor) -> torch.Tensor:
     """Where the later frame of each of the ``pairs`` (ids, any shape) starts in ``search.sources``."""
-    return (pairs + pairs // search.pairs + 1) * search.shape[0]
+    return (pairs + pairs // search.pairs + 1) * search.geometry.shape[0]
 
 
-def _candidate_offsets(radius: int, like: torch.Tensor) -> torch.Tensor:
-    """(K, 2) offsets (i - r, j - r) of the K = (2r+1)^2 candidates, row by row, in ``like``'s dtype."""
-    steps = torch.arange(-radius, radius + 1, dtype=like.dtype, device=like.device)
+@_geometry_constant
+def _candidate_offsets(radius: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(K, 2) offsets (i - r, j - r) of the K = (2r+1)^2 candidates, row by row."""
+    steps = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
     return torch.stack(torch.meshgrid(steps, steps, indexing="ij"), dim=-1).view(-1, 2)
 
 
 def _window_origins(search: _Search, centre: torch.Tensor) -> torch.Tensor:
     """(n, 2) long: where the windows of whole-pixel offsets ``centre`` (n, 2) start in the sources and tables."""
-    return (centre @ search.to_origins).long()
+    return (centre @ search.geometry.to_origins).long()
 
 
 def _windows(search: _Search, start: torch.Tensor) -> torch.Tensor:
@@ -440,8 +502,8 @@ def _windows(search: _Search, start: torch.Tensor) -> torch.Tensor:
     One gather reads each pair's window; ``_capped_sums`` cuts the candidates from it (each is the
     window's compared grid shifted by (i, j)), instead of gathering every candidate's pixels.
     """
-    window_rows, window_cols = search.shape[2:]
-    return search.sources.take(start[:, None] + search.window).view(-1, window_rows, window_cols)
+    window_rows, window_cols = search.geometry.shape[2:]
+    return search.sources.take(start[:, None] + search.geometry.window).view(-1, window_rows, window_cols)
 
 
 def _capped_sums(windows: torch.Tensor, search: _Search, compared: torch.Tensor) -> torch.Tensor:
@@ -449,11 +511,12 @@ def _capped_sums(windows: torch.Tensor, search: _Search, compared: torch.Tensor)
 
     ``windows`` (n, Hw, Ww) from ``_windows``: candidate (i, j) of the K = (2r+1)^2 reads the
     window's compared grid shifted by (i, j); ``compared`` (n, P) the P pixels it is compared
-    with, weighted by ``search.weight``. A source outside the frame (``_OUTSIDE``) costs the cap;
-    ``_over_overlap`` takes it out again.
+    with, weighted by the geometry's ``weight``. A source outside the frame (``_OUTSIDE``) costs the
+    cap; ``_over_overlap`` takes it out again.
     """
     count, window_rows, window_cols = windows.shape
-    size, stride, (taps_r, taps_c) = 2 * search.radius + 1, search.stride, search.taps
+    geometry = search.geometry
+    size, stride, (taps_r, taps_c) = 2 * geometry.radius + 1, geometry.stride, geometry.taps
     values = windows.as_strided(
         (count, size, size, taps_r, taps_c),
         (window_rows * window_cols, window_cols, 1, stride * window_cols, stride),
@@ -461,7 +524,7 @@ def _capped_sums(windows: torch.Tensor, search: _Search, compared: torch.Tensor)
     # Copied first: a contiguous copy and a contiguous difference are faster than one difference
     # that reads the overlapping, strided candidates.
     residual = values.contiguous().sub_(compared.view(count, 1, 1, taps_r, taps_c))
-    return (residual.abs_().clamp_(max=_RESIDUAL_CAP).view(-1, taps_r * taps_c) @ search.weight).view(count, -1)
+    return (residual.abs_().clamp_(max=_RESIDUAL_CAP).view(-1, taps_r * taps_c) @ geometry.weight).view(count, -1)
 
 
 def _over_overlap(capped: torch.Tensor, search: _Search, origin: torch.Tensor) -> torch.Tensor:
@@ -470,12 +533,13 @@ def _over_overlap(capped: torch.Tensor, search: _Search, origin: torch.Tensor) -
     Sources outside the frame cost the cap in the sums: the mean over the overlap is the sum less
     the cap times the weight outside, over the weight inside (one multiply-add with the tables).
     """
-    index = origin[:, None] + search.candidates
-    scale, shift = search.overlap.index_select(0, index.flatten()).view(*index.shape, 2).unbind(dim=-1)
+    index = origin[:, None] + search.geometry.candidates
+    scale, shift = search.geometry.overlap.index_select(0, index.flatten()).view(*index.shape, 2).unbind(dim=-1)
     return torch.addcmul(shift, capped, scale)
 
 
-def _smallest_motion_prior(radius: int, cost: torch.Tensor) -> torch.Tensor:
+@_geometry_constant
+def _smallest_motion_prior(radius: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """(2r+1, 2r+1) penalty growing with the square of the offset's length, added at the coarsest level.
 
     Without it, whatever has texture decides: before a plain wall or sky the object is the only
@@ -484,7 +548,7 @@ def _smallest_motion_prior(radius: int, cost: torch.Tensor) -> torch.Tensor:
     equals ``_MOTION_PRIOR`` times the cost of a frame where no pixel fits; at one pixel of the
     coarse thumbnail it is ``_MOTION_PRIOR / (2 r^2)`` of that.
     """
-    offsets = torch.arange(-radius, radius + 1, dtype=cost.dtype, device=cost.device)
+    offsets = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
     squared = offsets[:, None].square() + offsets[None, :].square()
     return squared * (_MOTION_PRIOR * _RESIDUAL_CAP / (2 * radius * radius))
 
@@ -492,26 +556,22 @@ def _smallest_motion_prior(radius: int, cost: torch.Tensor) -> torch.Tensor:
 def _parabola_peak(cost: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
     """Sub-pixel (dy, dx) in [-0.5, 0.5] from a parabola through the minimum and its neighbours."""
     count, size, _ = cost.shape
-    index = torch.arange(count, device=cost.device)
-
-    def at(r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return cost[index, r.clamp(0, size - 1), c.clamp(0, size - 1)]
-
-    centre = at(row, col)
-
-    def vertex(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
-        curvature = before + after - 2 * centre
-        flat = curvature <= 1e-12  # a flat or edge minimum: keep the whole-pixel estimate
-        step = 0.5 * (before - after) / torch.where(flat, torch.ones_like(curvature), curvature)
-        return torch.where(flat, torch.zeros_like(step), step).clamp_(-0.5, 0.5)
-
-    return torch.stack([vertex(at(row - 1, col), at(row + 1, col)), vertex(at(row, col - 1), at(row, col + 1))], dim=1)
+    # The minimum, then its neighbours above, left, below and right (clamped into the volume).
+    rows = (row[:, None] + torch.tensor([0, -1, 0, 1, 0], device=cost.device)).clamp_(0, size - 1)
+    cols = (col[:, None] + torch.tensor([0, 0, -1, 0, 1], device=cost.device)).clamp_(0, size - 1)
+    values = cost.view(count, -1).gather(1, rows * size + cols)
+    centre, before, after = values[:, :1], values[:, 1:3], values[:, 3:]
+    curvature = before + after - 2 * centre
+    flat = curvature <= 1e-12  # a flat or edge minimum: keep the whole-pixel estimate
+    step = 0.5 * (before - after) / torch.where(flat, torch.ones_like(curvature), curvature)
+    return torch.where(flat, torch.zeros_like(step), step).clamp_(-0.5, 0.5)
 
 
-def _border_weight(rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
+@_geometry_constant
+def _border_weight(rows: int, cols: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """(rows, cols) weights that grow from the frame's centre to its border (mean 1)."""
-    y = (torch.arange(rows, dtype=like.dtype, device=like.device) + 0.5) / rows * 2 - 1
-    x = (torch.arange(cols, dtype=like.dtype, device=like.device) + 0.5) / cols * 2 - 1
+    y = (torch.arange(rows, dtype=dtype, device=device) + 0.5) / rows * 2 - 1
+    x = (torch.arange(cols, dtype=dtype, device=device) + 0.5) / cols * 2 - 1
     ring = torch.maximum(y.abs()[:, None], x.abs()[None, :])
     weight = 1 + _BORDER_EMPHASIS * ((ring - _BORDER_START) / (1 - _BORDER_START)).clamp_(0, 1)
     return weight / weight.mean()
@@ -545,25 +605,12 @@ def _refine_affine(grey: torch.Tensor, pairs: torch.Tensor, iterations: int) -> 
     template = grey[:, :-1].reshape(count, rows, cols)
     moving = grey[:, 1:].reshape(count, 1, rows, cols)
     gy, gx = (gradient.flatten(1) for gradient in _gradients_at(template, start, stride))
-    rs = torch.arange(start, rows, stride, device=grey.device)
-    cs = torch.arange(start, cols, stride, device=grey.device)
-    uy = ((rs.to(grey.dtype) * 2 + 1) / rows - 1)[:, None].expand(len(rs), len(cs)).flatten()
-    ux = ((cs.to(grey.dtype) * 2 + 1) / cols - 1)[None, :].expand(len(rs), len(cs)).flatten()
     values = template[:, start::stride, start::stride].flatten(1)
     # The Jacobian's rows are (gx, gy) times (ux, uy, 1): the normal equations need only the three
     # gradient products and the two gradients (times the residuals) against the six monomials of
     # the coordinates, contracted by one matrix product (``_NORMAL_ENTRIES``).
     terms = torch.stack([gx * gx, gx * gy, gy * gy, gx, gy], dim=1)  # (N, 5, P)
-    ones = torch.ones_like(ux)
-    coordinates = torch.stack([ux, uy, ones])  # (3, P)
-    monomials = torch.stack([ux * ux, ux * uy, ux, uy * uy, uy, ones])  # (6, P)
-    # (N, 6) maps times this are the points' x (row x of the map against the coordinates), then
-    # their y: (N, 2, P), read as a (N, 1, P, 2) sampling grid.
-    nothing = torch.zeros_like(coordinates)
-    to_grid = torch.cat([torch.cat([coordinates, nothing], dim=1), torch.cat([nothing, coordinates], dim=1)])  # 6, 2P
-    spatial = _border_weight(rows, cols, grey)[start::stride, start::stride].flatten()
-    inner = ((rs > 0) & (rs < rows - 1))[:, None] & ((cs > 0) & (cs < cols - 1))[None, :]
-    spatial = spatial * inner.flatten()
+    monomials, to_grid, spatial = _refinement_points(rows, cols, stride, grey.dtype, grey.device)
     theta = pairs.reshape(count, 3, 3)[:, :2].reshape(count, 6)
     eye = torch.eye(6, dtype=grey.dtype, device=grey.device)
     one = torch.ones((), dtype=grey.dtype, device=grey.device)
@@ -591,6 +638,32 @@ def _refine_affine(grey: torch.Tensor, pairs: torch.Tensor, iterations: int) -> 
     out = pairs.reshape(count, 3, 3).clone()
     out[:, :2] = theta.view(count, 2, 3)
     return out.view_as(pairs), identity_fits.view(pairs.shape[:2])
+
+
+@_geometry_constant
+def _refinement_points(
+    rows: int, cols: int, stride: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The points of ``_refine_affine`` on (rows, cols) frames: every ``stride``-th pixel from ``stride // 2``.
+
+    Returns the (6, P) monomials of their normalised coordinates (x x, x y, x, y y, y, 1); the
+    (6, 2 P) matrix that turns (N, 6) maps into the points' x (row x of the map against the
+    coordinates), then their y; and their (P,) weights (``_border_weight``, 0 on the frame's border,
+    where the central differences are not defined).
+    """
+    start = stride // 2
+    rs = torch.arange(start, rows, stride, device=device)
+    cs = torch.arange(start, cols, stride, device=device)
+    uy = ((rs.to(dtype) * 2 + 1) / rows - 1)[:, None].expand(len(rs), len(cs)).flatten()
+    ux = ((cs.to(dtype) * 2 + 1) / cols - 1)[None, :].expand(len(rs), len(cs)).flatten()
+    ones = torch.ones_like(ux)
+    coordinates = torch.stack([ux, uy, ones])  # (3, P)
+    monomials = torch.stack([ux * ux, ux * uy, ux, uy * uy, uy, ones])
+    nothing = torch.zeros_like(coordinates)
+    to_grid = torch.cat([torch.cat([coordinates, nothing], dim=1), torch.cat([nothing, coordinates], dim=1)])
+    inner = ((rs > 0) & (rs < rows - 1))[:, None] & ((cs > 0) & (cs < cols - 1))[None, :]
+    spatial = _border_weight(rows, cols, dtype, device)[start::stride, start::stride].flatten() * inner.flatten()
+    return monomials, to_grid, spatial
 
 
 def _normal_entries() -> list[int]:
@@ -643,10 +716,17 @@ def _affine_grid(theta: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     The result is a (N, rows, cols, 2) view of a (N, 2, rows, cols) tensor; ``grid_sample`` reads it
     as fast as a contiguous grid.
     """
-    y = (torch.arange(rows, dtype=theta.dtype, device=theta.device) * 2 + 1) / rows - 1
-    x = (torch.arange(cols, dtype=theta.dtype, device=theta.device) * 2 + 1) / cols - 1
+    y, x = _pixel_centres(rows, cols, theta.dtype, theta.device)
     t = theta[:, :, :, None, None]  # (N, 2, 3, 1, 1)
     return (t[:, :, 0] * x + t[:, :, 1] * y[:, None] + t[:, :, 2]).permute(0, 2, 3, 1)
+
+
+@_geometry_constant
+def _pixel_centres(rows: int, cols: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalised coordinates (``align_corners=False``) of (rows, cols) pixel centres: (rows,) y and (cols,) x."""
+    y = (torch.arange(rows, dtype=dtype, device=device) * 2 + 1) / rows - 1
+    x = (torch.arange(cols, dtype=dtype, device=device) * 2 + 1) / cols - 1
+    return y, x
 
 
 def _inside(grid: torch.Tensor) -> torch.Tensor:
@@ -687,7 +767,7 @@ def _aligned_differences(
     to_previous, previous_inside = _warped_difference(video[:, 0:-1:2], video[:, centres], previous_maps)
     raw = (video[:, 1:] - video[:, :-1]).abs_().sum(dim=2)  # (B, T-1, h, w): pair t without warping
     next_raw, previous_raw = raw[:, 1::2], raw[:, 0::2]
-    border = _border_weight(video.shape[-2], video.shape[-1], video)
+    border = _border_weight(video.shape[-2], video.shape[-1], video.dtype, video.device)
     next_weight = _pair_weights(to_next, next_inside, border)
     previous_weight = _pair_weights(to_previous, previous_inside, border)
     both = to_next.shape[1]
@@ -734,15 +814,8 @@ def _pair_weights(aligned: torch.Tensor, inside: torch.Tensor, border: torch.Ten
 
 
 def _inverse_affine(maps: torch.Tensor) -> torch.Tensor:
-    """Inverses of (N, 3, 3) affine maps (last row 0, 0, 1), in closed form."""
-    a, b, tx = maps[:, 0].unbind(dim=1)
-    c, d, ty = maps[:, 1].unbind(dim=1)
-    det = a * d - b * c
-    inverse = maps.clone()
-    inverse[:, 0, 0], inverse[:, 0, 1], inverse[:, 1, 0], inverse[:, 1, 1] = d / det, -b / det, -c / det, a / det
-    inverse[:, 0, 2] = -(inverse[:, 0, 0] * tx + inverse[:, 0, 1] * ty)
-    inverse[:, 1, 2] = -(inverse[:, 1, 0] * tx + inverse[:, 1, 1] * ty)
-    return inverse
+    """Inverses of (N, 3, 3) affine maps (last row 0, 0, 1); ``inv_ex`` does not check them (no synchronisation)."""
+    return torch.linalg.inv_ex(maps)[0]
 
 
 def _rms(differences: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -819,12 +892,19 @@ def _small_motion(pairs: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
 
     ``pairs`` (B, T-1, 3, 3) are maps of (rows, cols) working frames.
     """
-    corners = torch.tensor(
-        [[-1.0, 1.0, -1.0, 1.0], [-1.0, -1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]], dtype=pairs.dtype, device=pairs.device
-    )
+    corners, to_pixels = _corners(rows, cols, pairs.dtype, pairs.device)
     moved = pairs[..., :2, :] @ corners - corners[:2]  # (B, T-1, 2, 4) in normalised units
-    to_pixels = torch.tensor([cols / 2, rows / 2], dtype=pairs.dtype, device=pairs.device) * (112 / max(rows, cols))
-    return (moved * to_pixels[:, None]).abs().amax(dim=(-2, -1)) < _STILL_PIXELS
+    return (moved * to_pixels).abs().amax(dim=(-2, -1)) < _STILL_PIXELS
+
+
+@_geometry_constant
+def _corners(rows: int, cols: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frame's corners, (3, 4) homogeneous normalised coordinates, and (2, 1) pixels of a 112 px frame per unit."""
+    corners = torch.tensor(
+        [[-1.0, 1.0, -1.0, 1.0], [-1.0, -1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]], dtype=dtype, device=device
+    )
+    to_pixels = torch.tensor([[cols / 2], [rows / 2]], dtype=dtype, device=device) * (112 / max(rows, cols))
+    return corners, to_pixels
 
 
 def _scaled_to_frame(maps: torch.Tensor, height: int, width: int) -> torch.Tensor:
