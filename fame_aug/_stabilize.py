@@ -109,6 +109,7 @@ def _geometry_constant(build: Callable[..., _Constant]) -> Callable[..., _Consta
         with torch.inference_mode(False):
             return cached(*key)
 
+    constant.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
     return constant
 
 
@@ -557,14 +558,21 @@ def _parabola_peak(cost: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> 
     """Sub-pixel (dy, dx) in [-0.5, 0.5] from a parabola through the minimum and its neighbours."""
     count, size, _ = cost.shape
     # The minimum, then its neighbours above, left, below and right (clamped into the volume).
-    rows = (row[:, None] + torch.tensor([0, -1, 0, 1, 0], device=cost.device)).clamp_(0, size - 1)
-    cols = (col[:, None] + torch.tensor([0, 0, -1, 0, 1], device=cost.device)).clamp_(0, size - 1)
+    down, right = _stencil(cost.device)
+    rows = (row[:, None] + down).clamp_(0, size - 1)
+    cols = (col[:, None] + right).clamp_(0, size - 1)
     values = cost.view(count, -1).gather(1, rows * size + cols)
     centre, before, after = values[:, :1], values[:, 1:3], values[:, 3:]
     curvature = before + after - 2 * centre
     flat = curvature <= 1e-12  # a flat or edge minimum: keep the whole-pixel estimate
     step = 0.5 * (before - after) / torch.where(flat, torch.ones_like(curvature), curvature)
     return torch.where(flat, torch.zeros_like(step), step).clamp_(-0.5, 0.5)
+
+
+@_geometry_constant
+def _stencil(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column steps (5,) from a pixel to itself and its neighbours above, left, below and right."""
+    return torch.tensor([0, -1, 0, 1, 0], device=device), torch.tensor([0, 0, -1, 0, 1], device=device)
 
 
 @_geometry_constant

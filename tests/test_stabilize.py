@@ -169,6 +169,33 @@ class TestStabilizedMask:
         assert "mode=stabilized" in repr(fame)
 
 
+class TestGeometryCache:
+    def test_cached_constants_give_the_masks_of_a_fresh_start(self) -> None:
+        # The search's windows and tables, the weights and the refinement's points are built once per
+        # size, dtype and device and shared: calls at other sizes and dtypes in between, and the
+        # masks' own calls, must leave them as a fresh process builds them.
+        from fame_aug import _stabilize
+
+        small = to_float_clips(moving_object_clips(2, 8, 64, seed=7, pan=3.0)[0])
+        large = to_float_clips(moving_object_clips(2, 8, 112, seed=8, pan=5.0)[0])
+        first = [foreground_mask(clips, 0.4, "stabilized") for clips in (small, large, small.double(), large)]
+        for name in dir(_stabilize):
+            clear = getattr(getattr(_stabilize, name), "cache_clear", None)
+            if clear is not None:
+                clear()
+        fresh = [foreground_mask(clips, 0.4, "stabilized") for clips in (large, small.double(), small)]
+        assert torch.equal(fresh[0], first[1]) and torch.equal(fresh[0], first[3])
+        assert torch.equal(fresh[1], first[2]) and torch.equal(fresh[2], first[0])
+
+    def test_camera_maps_of_clips_that_require_grad_after_masks_in_inference_mode(self) -> None:
+        # Masks run in inference mode; the constants they cache are ordinary tensors, which autograd
+        # may record when a caller estimates the camera of clips that require a gradient.
+        clips = to_float_clips(moving_object_clips(2, 6, 64, seed=9, pan=2.0)[0])
+        foreground_mask(clips, 0.5, "stabilized")
+        maps = camera_maps(clips.clone().requires_grad_())
+        assert torch.equal(maps.detach(), camera_maps(clips))
+
+
 @requires_cuda
 class TestStabilizedCuda:
     def test_matches_cpu_without_synchronising(self) -> None:
