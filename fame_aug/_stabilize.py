@@ -154,13 +154,14 @@ def _working_frames(clips: torch.Tensor) -> torch.Tensor:
 def _working_frames_and_plain_differences(clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``_working_frames`` and ``_plain_differences`` of (B, C, T, H, W) clips.
 
-    On the CPU outside ``torch.compile`` clip by clip, reading each clip once from memory for both;
-    the working frames are then a (B, C, T, h, w) view of (B, T, C, h, w) memory (a frame is one
-    block, as ``_aligned_differences`` reads them). Elsewhere one after the other.
+    On the CPU outside ``torch.compile`` clip by clip, reading each clip once from memory for both,
+    into reused buffers (temporaries stay in cache); the working frames are then a (B, C, T, h, w)
+    view of (B, T, C, h, w) memory (a frame is one block, as ``_aligned_differences`` reads them).
+    Elsewhere batched, one after the other.
     """
-    factor = _working_factor(clips)
-    if clips.device.type != "cpu" or torch.compiler.is_compiling() or factor == 1:
+    if clips.device.type != "cpu" or torch.compiler.is_compiling():
         return _working_frames(clips), _plain_differences(clips)
+    factor = _working_factor(clips)
     batch, channels, frames, height, width = clips.shape
     rows, cols = height // factor, width // factor
     working = torch.empty(batch, frames, channels, rows, cols, dtype=clips.dtype)
@@ -662,8 +663,9 @@ def _refinement_points(
     start = stride // 2
     rs = torch.arange(start, rows, stride, device=device)
     cs = torch.arange(start, cols, stride, device=device)
-    uy = ((rs.to(dtype) * 2 + 1) / rows - 1)[:, None].expand(len(rs), len(cs)).flatten()
-    ux = ((cs.to(dtype) * 2 + 1) / cols - 1)[None, :].expand(len(rs), len(cs)).flatten()
+    y, x = _pixel_centres(rows, cols, dtype, device)
+    uy = y[start::stride, None].expand(len(rs), len(cs)).flatten()
+    ux = x[None, start::stride].expand(len(rs), len(cs)).flatten()
     ones = torch.ones_like(ux)
     coordinates = torch.stack([ux, uy, ones])  # (3, P)
     monomials = torch.stack([ux * ux, ux * uy, ux, uy * uy, uy, ones])
@@ -813,8 +815,8 @@ def _pair_weights(aligned: torch.Tensor, inside: torch.Tensor, border: torch.Ten
     A pair's residue is the mean of its aligned difference weighted by ``border`` (``_border_weight``)
     over the pixels whose source is inside the frame, mostly background: large where the camera
     model does not fit the pair (a pan too fast to search, motion blur, a fit that followed the
-    object), whose differences then say little about what moves. Scaled by the clip's mean residue, so that a clip
-    whose pairs fit equally well keeps its unweighted differences.
+    object), whose differences then say little about what moves. Scaled by the clip's mean
+    residue, so that a clip whose pairs fit equally well keeps its unweighted differences.
     """
     spatial = border * inside
     residue = (aligned * spatial).sum(dim=(-2, -1)) / spatial.sum(dim=(-2, -1)).clamp_min(1e-6)
@@ -870,19 +872,11 @@ def _eroded(maps: torch.Tensor) -> torch.Tensor:
 def _plain_differences(clips: torch.Tensor) -> torch.Tensor:
     """Root mean square over time of channel-summed differences of consecutive frames, (B, H, W) at full size.
 
-    On the CPU outside ``torch.compile`` clip by clip, into reused buffers (temporaries stay in
-    cache); elsewhere batched.
+    Batched; on the CPU outside ``torch.compile`` ``_working_frames_and_plain_differences`` computes
+    the same clip by clip (``_plain_squares``).
     """
-    batch, channels, frames, height, width = clips.shape
-    if clips.device.type != "cpu" or torch.compiler.is_compiling():
-        squared = (clips[:, :, 1:] - clips[:, :, :-1]).abs_().sum(dim=1).square_()
-        return torch.nan_to_num_(squared.mean(dim=1).sqrt_(), nan=0.0, posinf=0.0, neginf=0.0)
-    out = torch.empty(batch, height, width, dtype=clips.dtype)
-    diffs = torch.empty(channels, frames - 1, height, width, dtype=clips.dtype)
-    summed = torch.empty(frames - 1, height, width, dtype=clips.dtype)
-    for b in range(batch):
-        _plain_squares(clips[b], diffs, summed, out=out[b])
-    return torch.nan_to_num_(out.div_(frames - 1).sqrt_(), nan=0.0, posinf=0.0, neginf=0.0)
+    squared = (clips[:, :, 1:] - clips[:, :, :-1]).abs_().sum(dim=1).square_()
+    return torch.nan_to_num_(squared.mean(dim=1).sqrt_(), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _plain_squares(clip: torch.Tensor, diffs: torch.Tensor, summed: torch.Tensor, out: torch.Tensor) -> None:
