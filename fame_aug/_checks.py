@@ -66,6 +66,13 @@ def labels(value: object, name: str, count: int, device: torch.device) -> None:
         raise ValueError(f"{name} must be on the clips' device {device}, got {value.device}")
 
 
+def flag(name: str, value: object) -> bool:
+    """A setting that must be a bool (not 0/1 or a string), returned as it is."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
 def unit_interval(name: str, value: object, *, open_interval: bool) -> float:
     """Check a real number in [0, 1] (or (0, 1) when ``open_interval``)."""
     if isinstance(value, bool) or not isinstance(value, Real):

@@ -35,6 +35,16 @@ def _from_args(cls: type[T], args: argparse.Namespace, **values: Any) -> T:
     return cls(**flagged, **values)
 
 
+def _hue_spread(text: str) -> float | None:
+    """``--hue-spread``: a number, or ``none`` for colors independent of the background family."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 0.5] or 'none', got {text!r}") from None
+
+
 def _make_synthetic(args: argparse.Namespace) -> int:
     """Write the background-bias dataset and say how to load it."""
     config = _from_args(BackgroundBiasConfig, args, object_size=tuple(args.object_size))
@@ -120,7 +130,7 @@ def _visualize(args: argparse.Namespace) -> int:
         from fame_aug.contrib.moco.cam import cam_figure
 
         checkpoints = [args.checkpoint] + ([args.compare] if args.compare else [])
-        image = cam_figure(checkpoints, args.videos, num_frames=args.frames)
+        image = cam_figure(checkpoints, args.videos, num_frames=args.frames, layer=args.layer)
     else:
         from fame_aug.contrib.moco.retrieval_figure import retrieval_config, retrieval_figure
 
@@ -186,14 +196,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="supervised and MoCo models with and without FAME on built-in data (CPU, ~5 min)"
     )
-    from fame_aug.contrib.moco.demo import DEMO_EPOCHS
-
     demo.add_argument("--out", default="runs/demo", help="run folder (default runs/demo)")
-    demo.add_argument("--epochs", type=int, default=None, help=f"MoCo epochs (default {DEMO_EPOCHS['pretrain']})")
+    demo.add_argument("--epochs", type=int, default=None, help="MoCo epochs (default: the cpu-demo preset's)")
     demo.add_argument("--probe-epochs", type=int, default=None, help="linear probe epochs (default: the preset's)")
-    demo.add_argument(
-        "--supervised-epochs", type=int, default=None, help=f"supervised epochs (default {DEMO_EPOCHS['supervised']})"
-    )
+    demo.add_argument("--supervised-epochs", type=int, default=None, help="supervised epochs (default: the preset's)")
     demo.add_argument("--quick", action="store_true", help="a tiny run that only checks everything works")
     demo.add_argument("--jobs", type=int, default=2, help="models trained at the same time (default 2)")
     demo.set_defaults(run=_demo)
@@ -221,6 +227,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         metavar=("LOW", "HIGH"),
         default=list(defaults.object_size),
         help="range of the object's radius, in units of the frame side",
+    )
+    synth.add_argument(
+        "--hue-spread",
+        type=_hue_spread,
+        default=defaults.hue_spread,
+        help="each background family has its own hue, its colors within this share of the hue circle of it; "
+        "'none': random colors, independent of the family",
     )
     synth.add_argument("--seed", type=int, default=defaults.seed, help="everything is deterministic given the seed")
     synth.add_argument("--codec", choices=("ffv1", "mjpg"), default=defaults.codec, help="video codec of the files")
@@ -258,6 +271,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     bias.add_argument("--supervised-epochs", type=int, default=None, help="default: the cpu-demo preset's")
     bias.add_argument("--quick", action="store_true", help="a tiny run that only checks everything works")
     bias.add_argument("--jobs", type=int, default=2, help="models trained at the same time, in processes (default 2)")
+    bias.add_argument(
+        "--threads", type=int, default=plan.threads, help="CPU threads of each run, whatever --jobs is (default 1)"
+    )
     bias.set_defaults(run=_experiment)
 
     visualize = commands.add_parser("visualize", help="draw FAME masks, class activation maps or retrieval results")
@@ -272,6 +288,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     cam.add_argument("checkpoint", type=Path, help="a fame-aug finetune checkpoint")
     cam.add_argument("videos", nargs="+", type=Path)
     cam.add_argument("--compare", type=Path, help="a second checkpoint, drawn in the row below")
+    cam.add_argument(
+        "--layer",
+        help="Grad-CAM on this stage's feature map (e.g. layer2: finer than the last map of a small model); "
+        "default: CAM on the last one",
+    )
     retrieval = figures.add_parser("retrieval", help="queries and their nearest training videos (Figure 3)")
     retrieval.add_argument("checkpoint", type=Path, help="a fame-aug pretrain (or any backbone) checkpoint")
     retrieval.add_argument("--gallery", default="train", help="'train', 'test' or a list file (default train)")

@@ -11,7 +11,7 @@ from kornia.augmentation import MixAugmentationBaseV2
 from kornia.constants import DataKey
 
 from fame_aug import _checks
-from fame_aug.functional import _as_bcthw, _foreground_mask, _from_bcthw, _merge
+from fame_aug.functional import _as_bcthw, _foreground_mask, _from_bcthw, _merge, _still_background
 
 __all__ = ["FAME"]
 
@@ -34,6 +34,7 @@ _SETTINGS: dict[str, Callable[[object], object]] = {
     "mode": _checks.mask_mode,
     "p": lambda value: _checks.unit_interval("p", value, open_interval=False),
     "data_format": _checks.data_format,
+    "clean_background": lambda value: _checks.flag("clean_background", value),
 }
 
 
@@ -54,6 +55,14 @@ class FAME(MixAugmentationBaseV2):
           ``background`` of N clips, partners are drawn from it, each background used
           ``B // N`` or ``B // N + 1`` times; ``self_pairs=False`` then forbids clip ``i``
           taking ``background[i]`` if ``N == B`` (e.g. a second view of the same videos).
+        - Background: by default (the published merge) a clip's partner is pasted whole behind
+          its foreground, the partner's own moving object included, so most merged clips show two
+          moving objects. With ``clean_background=True`` the background is the partner's still
+          background instead (:func:`fame_aug.still_background`: every pixel's median over its
+          frames), in which the partner's moving object is gone: the merged clip shows one
+          moving object, the clip's own. A clip paired with itself then shows its own still
+          background outside its mask. With a still camera the median is the scene behind the
+          object; with a moving one it is a blurred still of it.
         - Replay: the last draw is kept in ``self._params`` (keys ``"batch_prob"`` (B,) bool,
           ``"mix_pairs"`` (B,) long, ``"mask"`` (B, H, W) bool, plus ``"forward_input_shape"``
           and ``"source_size"``, CPU metadata used to reject params of another batch), and
@@ -95,6 +104,8 @@ class FAME(MixAugmentationBaseV2):
         generator: optional ``torch.Generator`` for every random draw.
         data_keys: ``None`` or ``["input"]`` (clips in, clips out), or ``["input", "class"]``
             (clips and (B,) labels in, ``[clips, (B, 3) labels]`` out).
+        clean_background: paste the foreground onto the partner's still background, without
+            the partner's own moving object (see Convention); off by default (the published merge).
 
     Shape:
         - Input: (B, C, T, H, W) or (B, T, C, H, W), float in [0, 1] or uint8 in 0-255 (masks
@@ -127,11 +138,10 @@ class FAME(MixAugmentationBaseV2):
         data_format: str = "BCTHW",
         generator: torch.Generator | None = None,
         data_keys: Sequence[str] | None = None,
+        clean_background: bool = False,
     ) -> None:
-        if not isinstance(same_on_batch, bool):
-            raise TypeError(f"same_on_batch must be a bool, got {type(same_on_batch).__name__}")
-        if not isinstance(self_pairs, bool):
-            raise TypeError(f"self_pairs must be a bool, got {type(self_pairs).__name__}")
+        _checks.flag("same_on_batch", same_on_batch)
+        _checks.flag("self_pairs", self_pairs)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         # Kornia's mix base sets p (checked by __setattr__), same_on_batch and the draw device
@@ -142,11 +152,12 @@ class FAME(MixAugmentationBaseV2):
         self.data_format = data_format
         self.generator = generator
         self.data_keys = _checks.data_keys(data_keys)
+        self.clean_background = clean_background
         self._params: Params = {}
         self._range_checked = False
 
     def __setattr__(self, name: str, value: object) -> None:
-        """Check ``beta``, ``mode``, ``p`` and ``data_format`` whenever they are set, not only at construction."""
+        """Check ``beta``, ``mode``, ``p``, ``data_format`` and ``clean_background`` whenever they are set."""
         check = _SETTINGS.get(name)
         super().__setattr__(name, value if check is None else check(value))
 
@@ -159,6 +170,8 @@ class FAME(MixAugmentationBaseV2):
             text += f", generator={self.generator.device}"
         if self.data_keys != ("input",):
             text += f", data_keys={list(self.data_keys)}"
+        if self.clean_background:
+            text += ", clean_background=True"
         return f"{self.__class__.__name__}({text})"
 
     # ----------------------------------------------------------------------------------------
@@ -312,20 +325,22 @@ class FAME(MixAugmentationBaseV2):
                 params["mask"] = _foreground_mask(clips.detach(), count, self.mode)
         self._params = params
 
+        # A clip paired with itself is left as it is, unless it takes its own still background.
+        self_source = background is None and not self.clean_background
         merged = _merge(
             clips,
             params["mask"],
             params["mix_pairs"],
-            source,
+            _still_background(source) if self.clean_background else source,
             apply=params["batch_prob"],
-            self_source=background is None,
+            self_source=self_source,
         )
         if not with_labels:
             return _from_bcthw(merged, fmt)
         assert labels is not None
         share = count / (height * width)
         source_labels = labels if background_labels is None else background_labels
-        mixed = _mixed_labels(labels, source_labels, params, share, self_source=background is None)
+        mixed = _mixed_labels(labels, source_labels, params, share, self_source=self_source)
         return [_from_bcthw(merged, fmt), mixed]
 
     def _check_labels(

@@ -16,7 +16,7 @@ from fame_aug._checks import MASK_MODES
 from fame_aug._filters import ReflectGaussianBlur, blur_kernel_size
 from fame_aug._stabilize import stabilized_saliency
 
-__all__ = ["MASK_MODES", "blur_kernel_size", "foreground_mask", "merge"]
+__all__ = ["MASK_MODES", "blur_kernel_size", "foreground_mask", "merge", "still_background"]
 
 # Shares of the normalised motion map that seed the color model (docs/algorithm.md, section 1,
 # step 3). Fixed by the published method, independent of beta.
@@ -164,6 +164,45 @@ def merge(
     return _from_bcthw(merged, fmt)
 
 
+def still_background(video: torch.Tensor, data_format: str = "BCTHW") -> torch.Tensor:
+    r"""Each clip's still background: every pixel's median over the clip's frames.
+
+    An object that covers a pixel for less than half of the clip's frames leaves it, so for a
+    still camera this is the scene behind the moving foreground: ``FAME(clean_background=True)``
+    pastes a clip's foreground onto its partner's still background, so that the merged clip shows
+    one moving object instead of two (the published merge keeps the partner's own moving object
+    outside the mask). Under a moving camera it is a blurred still of the scene.
+
+    Convention:
+        - Layout: ``video`` in ``data_format`` ("BCTHW" or "BTCHW"); the result keeps that
+          layout with one frame, (B, C, 1, H, W) or (B, 1, C, H, W), which broadcasts against
+          the clips (``.expand_as(video)`` gives every frame without a copy).
+        - Values: each output value is one of the clip's own values at that pixel and channel
+          (for an even number of frames, the lower of the two middle ones): uint8 clips stay
+          uint8, bit for bit.
+        - Gradient: differentiable with respect to ``video`` (the gradient reaches the frame whose
+          value was taken).
+
+    Args:
+        video: clips (B, C, T, H, W) or (B, T, C, H, W), float or uint8.
+        data_format: ``"BCTHW"`` or ``"BTCHW"``.
+
+    Returns:
+        The still backgrounds, one frame per clip, same dtype and device as ``video``.
+
+    Example:
+        >>> video = torch.zeros(1, 3, 5, 8, 8)
+        >>> for t in range(5):
+        ...     video[0, :, t, 2:4, t : t + 2] = 1.0  # a square moving right
+        >>> plate = still_background(video)
+        >>> plate.shape, bool((plate == 0).all())  # the square is gone
+        (torch.Size([1, 3, 1, 8, 8]), True)
+    """
+    fmt = _checks.data_format(data_format)
+    _checks.video(video, "video", fmt, rgb=False)
+    return _from_bcthw(_still_background(_as_bcthw(video, fmt)), fmt)
+
+
 # --------------------------------------------------------------------------------------------
 # Internals on (B, C, T, H, W) views. Checked input only.
 # --------------------------------------------------------------------------------------------
@@ -177,6 +216,11 @@ def _as_bcthw(video: torch.Tensor, fmt: str) -> torch.Tensor:
 def _from_bcthw(video: torch.Tensor, fmt: str) -> torch.Tensor:
     """Back to the caller's layout (the inverse view of ``_as_bcthw``)."""
     return video if fmt == "BCTHW" else video.transpose(1, 2)
+
+
+def _still_background(clips: torch.Tensor) -> torch.Tensor:
+    """(B, C, 1, H, W): the median over time of checked (B, C, T, H, W) clips."""
+    return clips.median(dim=2, keepdim=True).values
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -357,8 +401,9 @@ def _merge(
 ) -> torch.Tensor:
     """Merge on (B, C, T, H, W) views; clips whose ``apply`` is False come out unchanged.
 
-    ``self_source`` says that ``source`` is ``clips`` itself, so that a clip paired with itself
-    can be copied instead of blended.
+    ``source`` is (N, C, T, H, W), or (N, C, 1, H, W) still backgrounds that broadcast over
+    time. ``self_source`` says that ``source`` is ``clips`` itself, so that a clip paired with
+    itself can be copied instead of blended.
     """
     batch = clips.shape[0]
     weights = mask[:, None, None]  # (B, 1, 1, H, W): shared by channels and frames

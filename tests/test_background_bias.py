@@ -120,3 +120,27 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert all(r["pan"] for r in json.loads((tmp_path / "out" / "metadata.json").read_text())["videos"])
     assert main(args) == 2
     assert "is not empty" in capsys.readouterr().err
+
+
+def test_each_background_family_has_its_own_hue() -> None:
+    """Family k of n draws its colors within hue_spread of k / n of the hue circle; None: any color."""
+    import cv2
+
+    from fame_aug.data.synthetic import BACKGROUND_KINDS, background_texture
+
+    def hues(texture: np.ndarray) -> np.ndarray:
+        hsv = cv2.cvtColor(texture.reshape(1, -1, 3).astype(np.float32) / 255, cv2.COLOR_RGB2HSV)[0]
+        return hsv[hsv[:, 1] > 0.3, 0] / 360  # saturated pixels only
+
+    rng = np.random.default_rng(0)
+    for k, kind in enumerate(BACKGROUND_KINDS[:8]):
+        for _ in range(5):
+            found = hues(background_texture(kind, 32, rng, hue=k / 8, hue_spread=0.04))
+            distance = np.abs((found - k / 8 + 0.5) % 1.0 - 0.5)  # around the circle
+            assert found.size and distance.max() < 0.04 + 0.01, (kind, distance.max())
+    spread = np.concatenate([hues(background_texture("noise", 32, rng)) for _ in range(30)])
+    assert np.ptp(spread) > 0.8  # random colors cover the circle
+    assert BackgroundBiasConfig().hue_spread == 0.04 and BackgroundBiasConfig(hue_spread=None).hue_spread is None
+    for bad in (-0.1, 0.6, True, "0.1"):
+        with pytest.raises(ValueError, match="hue_spread must be None or lie in"):
+            BackgroundBiasConfig(hue_spread=bad)  # type: ignore[arg-type]

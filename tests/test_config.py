@@ -130,14 +130,14 @@ def test_help_shows_the_defaults_the_preset_resolves(capsys: pytest.CaptureFixtu
         "(default 'motion', from --preset cpu-demo)",
         "or cosine. (default 'cosine', from --preset cpu-demo)",
         "or adamw. (default 'adamw', from --preset cpu-demo)",
-        "--epochs EPOCHS training epochs. (default 36, from --preset cpu-demo)",
+        "--epochs EPOCHS training epochs. (default 30, from --preset cpu-demo)",
         "--momentum MOMENTUM SGD momentum. (default 0.9)",  # the preset keeps it
     ):
         assert text in shown, text
     assert "(default 'official'" not in shown and "a --preset may set another" not in shown
     assert ":class:" not in shown and "``" not in shown
     finetune = shown_help(capsys, "finetune", "--preset", "cpu-demo")
-    assert "learning rate at batch_size. (default 0.01, from --preset cpu-demo)" in finetune
+    assert "learning rate at batch_size. (default 0.001, from --preset cpu-demo)" in finetune
     # A config file (naming its own preset) and the flags after it: the file's values, labelled.
     path = tmp_path / "run.yaml"
     path.write_text("preset: cpu-demo\nlr: 0.05\n")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import fame_aug
-from fame_aug import FAME, MASK_MODES, mixed_cross_entropy
+from fame_aug import FAME, MASK_MODES, mixed_cross_entropy, still_background
 
 PROPERTY_SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -35,6 +35,7 @@ def fame_cases(draw: st.DrawFn) -> tuple[torch.Tensor, FAME]:
         same_on_batch=draw(st.booleans()),
         self_pairs=draw(st.booleans()),
         generator=seeded(seed + 1),
+        clean_background=draw(st.booleans()),
     )
     return video, fame
 
@@ -93,7 +94,8 @@ class TestProperties:
         out = fame(video)
         params = fame._params
         gate = params["batch_prob"]
-        chosen = torch.where(params["mask"][:, None, None], video, video[params["mix_pairs"]])
+        source = still_background(video) if fame.clean_background else video
+        chosen = torch.where(params["mask"][:, None, None], video, source[params["mix_pairs"]])
         expected = torch.where(gate.view(-1, 1, 1, 1, 1), chosen, video)
         assert torch.equal(out, expected)
         count = int(fame.beta * video.shape[-2] * video.shape[-1])
@@ -117,6 +119,7 @@ class TestProperties:
         fame.generator = seeded(seed)
         expected = fame(video)
         other = FAME(fame.beta, fame.mode, fame.p, fame.same_on_batch, fame.self_pairs, "BTCHW", seeded(seed))
+        other.clean_background = fame.clean_background
         out = other(video.transpose(1, 2).contiguous())
         assert out.shape == (video.shape[0], video.shape[2], 3, *video.shape[3:])
         assert torch.equal(out.transpose(1, 2), expected)
@@ -215,6 +218,11 @@ class TestGradients:
         assert torch.autograd.gradcheck(lambda v, b: fame(v, params=params, background=b), (video, background))
         # Own batch, mask recomputed on every call from the perturbed clips (same seeded draws).
         assert torch.autograd.gradcheck(lambda v: FAME(p=0.7, generator=seeded(7))(v), (video,))
+        # Still backgrounds: the gradient reaches the frame whose value each median took.
+        clean = FAME(p=0.7, generator=seeded(7), clean_background=True)
+        clean(video.detach(), background=background.detach())
+        params = clean._params
+        assert torch.autograd.gradcheck(lambda v, b: clean(v, params=params, background=b), (video, background))
 
     def test_gradient_flows_to_both_sources(self) -> None:
         video = torch.rand(4, 3, 4, 8, 8, requires_grad=True)
@@ -223,6 +231,51 @@ class TestGradients:
         mask = fame._params["mask"][:, None, None].float().expand_as(video)
         expected = mask.clone().index_add_(0, fame._params["mix_pairs"], 1 - mask)
         assert torch.equal(video.grad, expected)
+
+
+class TestCleanBackground:
+    """``clean_background=True``: the partner's still background, without the partner's moving object."""
+
+    def test_the_partner_object_is_gone(self) -> None:
+        scene = 0.3 * torch.rand(4, 3, 1, 32, 32, generator=seeded(0))  # a still noise background per clip
+        video = scene.expand(-1, -1, 8, -1, -1).clone()
+        for b in range(4):  # clip b's bright square crosses its own band of rows
+            for t in range(8):
+                video[b, :, t, 8 * b : 8 * b + 6, 3 * t : 3 * t + 6] = 1.0
+        assert torch.equal(still_background(video), scene)  # each pixel is covered in under half of the frames
+        fame = FAME(beta=0.25, mode="motion", self_pairs=False, generator=seeded(0), clean_background=True)
+        out = fame(video)
+        outside = ~fame._params["mask"][:, None, None].expand_as(video)
+        partner = scene[fame._params["mix_pairs"]].expand_as(video)
+        assert torch.equal(out[outside], partner[outside])  # outside the mask: the partner's still scene
+        assert not (out[outside] == 1.0).any()  # no pixel of the partner's square
+        published = FAME(beta=0.25, mode="motion", self_pairs=False, generator=seeded(0))(video)
+        assert (published[outside] == 1.0).sum() > 100  # the published merge keeps it
+
+    def test_layouts_dtypes_and_replay(self) -> None:
+        video = moving_square_clips(batch=3, frames=5, size=16)
+        fame = FAME(beta=0.3, mode="motion", generator=seeded(2), clean_background=True)
+        out = fame(video)
+        assert torch.equal(fame(video, params=fame._params), out)
+        other = FAME(beta=0.3, mode="motion", data_format="BTCHW", generator=seeded(2), clean_background=True)
+        assert torch.equal(other(video.transpose(1, 2).contiguous()).transpose(1, 2), out)
+        assert still_background(video.transpose(1, 2), data_format="BTCHW").shape == (3, 1, 3, 16, 16)
+        clips = (video * 255).round().to(torch.uint8)  # uint8: every value one of the partner's own
+        fame = FAME(beta=0.3, mode="motion", generator=seeded(2), clean_background=True)
+        merged = fame(clips)
+        outside = ~fame._params["mask"][:, None, None].expand_as(clips)
+        partner = still_background(clips)[fame._params["mix_pairs"]].expand_as(clips)
+        assert merged.dtype == torch.uint8 and torch.equal(merged[outside], partner[outside])
+
+    def test_labels_and_setting(self) -> None:
+        video = moving_square_clips(batch=4, frames=4, size=16)
+        fame = FAME(beta=0.5, mode="motion", generator=seeded(3), clean_background=True, data_keys=["input", "class"])
+        _, mixed = fame(video, torch.tensor([0, 1, 2, 3]))
+        # every clip takes a still background, its own one included: half of the frame is replaced
+        assert torch.equal(mixed[:, 1], fame._params["mix_pairs"].float()) and (mixed[:, 2] == 0.5).all()
+        assert "clean_background=True" in repr(fame)
+        with pytest.raises(TypeError, match="clean_background must be a bool, got str"):
+            fame.clean_background = "yes"
 
 
 class TestExceptions:
@@ -327,12 +380,12 @@ class TestExceptions:
 
 
 class TestDynamo:
-    @pytest.mark.parametrize("mode", MASK_MODES)
-    def test_compile_fullgraph_matches_eager(self, mode: str) -> None:
+    @pytest.mark.parametrize(("mode", "clean"), [(mode, False) for mode in MASK_MODES] + [("motion", True)])
+    def test_compile_fullgraph_matches_eager(self, mode: str, clean: bool) -> None:
         import torch._inductor.config as inductor_config
 
         video = moving_square_clips(batch=4, frames=6, size=24)
-        fame = FAME(beta=0.25, mode=mode, self_pairs=False)
+        fame = FAME(beta=0.25, mode=mode, self_pairs=False, clean_background=clean)
         compiled = torch.compile(fame, fullgraph=True)
         with inductor_config.patch(fallback_random=True):
             torch.manual_seed(0)
@@ -371,7 +424,8 @@ class TestCuda:
     def test_no_host_device_synchronisation(self) -> None:
         video = moving_square_clips().cuda()
         background = torch.rand(3, 3, 8, 32, 32, device="cuda")
-        for fame in (FAME(beta=0.25, p=0.5), FAME(mode="motion", self_pairs=False), FAME(generator=seeded(0, "cuda"))):
+        fames = (FAME(beta=0.25, p=0.5), FAME(mode="motion", self_pairs=False), FAME(generator=seeded(0, "cuda")))
+        for fame in (*fames, FAME(mode="motion", clean_background=True)):
             fame(video)  # warm-up: first calls may initialise CUDA state
             torch.cuda.synchronize()
             torch.cuda.set_sync_debug_mode("error")

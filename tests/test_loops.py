@@ -200,18 +200,32 @@ def test_command_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_demo_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--quick", "--jobs", "1"]) == 0
+def test_demo_quick_is_deterministic_and_talks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same summary and weights in one process and in two; a start line, one line per stage, the table."""
+    assert main(["demo", "--out", str(tmp_path / "one"), "--quick", "--jobs", "1"]) == 0
     printed = capsys.readouterr().out
-    for model in ("baseline", "fame-motion", "supervised", "supervised-fame-motion"):
-        assert f"| {model} | 1 |" in printed
-    assert (tmp_path / "demo" / "fame_masks.png").is_file() and (tmp_path / "demo" / "table.md").is_file()
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert set(summary) == {"supervised", "moco", "chance", "seconds"} and summary["chance"] == 33.3
-    assert set(summary["supervised"]) == {"plain", "fame"} and set(summary["moco"]) == {"baseline", "fame"}
-    table = (tmp_path / "demo" / "table.md").read_text()  # the summary's numbers are the table's
-    assert f"| supervised | 1 | {summary['supervised']['plain']:.1f} ± 0.0 |" in table
-    assert f"| fame-motion | 1 | {summary['moco']['fame']:.1f} ± 0.0 |" in table
+    assert main(["demo", "--out", str(tmp_path / "two"), "--quick", "--jobs", "2"]) == 0
+    assert capsys.readouterr().out.count("] 8/8 ") == 1
+    first, second = (json.loads((tmp_path / run / "summary.json").read_text()) for run in ("one", "two"))
+    assert first == second
+    for model in ("baseline/pretrain", "fame-motion/pretrain", "supervised", "supervised-fame-motion"):
+        weights = [
+            torch.load(tmp_path / run / "bias0.8/seed0" / model / "checkpoint.pt")["model"] for run in ("one", "two")
+        ]
+        assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0]), model
+    assert set(first) == {"supervised", "moco", "moco_knn", "chance"} and first["chance"] == 33.3
+    assert printed.startswith("fame-aug demo: 4 models (8 stages) in ") and "log.txt" in printed.splitlines()[0]
+    assert "] 1/8 " in printed and "] 8/8 supervised" in printed and "left" in printed
+    for model in ("MoCo baseline", "MoCo + FAME", "supervised", "supervised + FAME"):
+        assert f"| {model} | " in printed
+    assert "± 0.0" not in printed and "R@k:" in printed and "On test videos whose backgrounds" in printed
+    for name in ("fame_masks.png", "fame_cams.png", "table.md"):
+        assert (tmp_path / "one" / name).is_file()
+    assert not (tmp_path / "one" / "probe_vs_bias.png").exists()  # one bias level: no line to draw
+    table = (tmp_path / "one" / "table.md").read_text()  # the summary's numbers are the table's
+    assert f"| supervised | {first['supervised']['plain']:.1f} |" in table
+    assert f"| MoCo + FAME | {first['moco']['fame']:.1f} |" in table
+    assert "pretrain 1/1" in (tmp_path / "one" / "bias0.8/seed0/baseline/log.txt").read_text()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

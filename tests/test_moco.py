@@ -83,3 +83,49 @@ def test_bad_arguments() -> None:
         MoCo(backbone, momentum=1.0)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         MoCo(backbone, temperature=0)
+
+
+def test_small_r3d_stem_sees_change_with_half_of_its_filters() -> None:
+    """r3d_small: half of the stem's filters have zero temporal mean, so a still clip gives them nothing."""
+    model = create_backbone("r3d_small", num_classes=0, width=8)
+    conv = model.stem[0]
+    means = conv.weight.mean(dim=2).abs().flatten(1).amax(dim=1)
+    assert (means[:4] < 1e-6).all() and (means[4:] > 1e-3).all()
+    still = torch.rand(2, 3, 1, 20, 20).expand(-1, -1, 6, -1, -1)
+    response = conv(still)[:, :, 1:-1]  # frames away from the zero padding in time
+    assert response[:, :4].abs().max() < 1e-5 and response[:, 4:].abs().max() > 0.1
+    published = create_backbone("r3d_18", num_classes=0).stem[0].weight.mean(dim=2).abs().flatten(1).amax(dim=1)
+    assert (published > 1e-4).all()  # the published models keep the usual init
+    with pytest.raises(ValueError, match="motion_filters must lie in"):
+        from fame_aug.contrib.moco.models.resnet3d import VideoResNet
+
+        VideoResNet("3d", (1, 1, 1, 1), 8, 0, motion_filters=1.5)
+
+
+def test_knn_readout_votes_by_similarity() -> None:
+    from fame_aug.contrib.moco.diagnostics import knn_accuracy
+
+    gallery = torch.tensor([0, 0, 1, 1, 1])
+    similarity = torch.tensor([[0.9, 0.8, 0.1, 0.1, 0.1], [0.1, 0.2, 0.3, 0.3, 0.9], [0.95, 0.0, 0.5, 0.5, 0.5]])
+    # the third query's nearest neighbour (class 0) outweighs two less similar ones of class 1
+    assert knn_accuracy(similarity, torch.tensor([0, 1, 1]), gallery, k=3) == pytest.approx(2 / 3)
+    assert knn_accuracy(similarity, torch.tensor([0, 1, 0]), gallery, k=3) == pytest.approx(1.0)
+    assert knn_accuracy(similarity, torch.tensor([0, 1, 0]), gallery, k=1) == pytest.approx(1.0)
+
+
+def test_standardized_probe_is_still_linear() -> None:
+    """LinearProbe(standardize=True): a batch norm without parameters, then the classifier; frozen in eval."""
+    from fame_aug.contrib.moco.probe import LinearProbe
+
+    backbone = create_backbone("r3d_small", num_classes=0, width=8).eval().requires_grad_(False)
+    probe = LinearProbe(backbone, 3, standardize=True)
+    trainable = [name for name, p in probe.named_parameters() if p.requires_grad]
+    assert trainable == ["classifier.1.weight", "classifier.1.bias"]
+    clips = torch.rand(6, 3, 4, 16, 16)
+    probe.train()(clips)  # learns the features' statistics
+    probe.eval()
+    features = F.normalize(backbone(clips), dim=1)
+    norm = probe.classifier[0]
+    expected = probe.classifier[1]((features - norm.running_mean) / (norm.running_var + norm.eps).sqrt())
+    assert torch.allclose(probe(clips), expected, atol=1e-5)
+    assert isinstance(LinearProbe(backbone, 3).classifier, nn.Linear)

@@ -97,3 +97,23 @@ def test_retrieval_command(runs: dict[str, Path], tmp_path: Path, capsys: pytest
     )
     assert read(out).shape[0] == LABEL + 3 * (LABEL + 4 * 28 + 6 + GAP)
     assert "recall@2 over the 3 queries shown" in capsys.readouterr().out
+
+
+def test_grad_cam_of_an_earlier_stage_and_its_share_on_the_moving_object(runs: dict[str, Path]) -> None:
+    from fame_aug.contrib.moco.cam import moving_pixels, share_on
+
+    model, _, config = load_classifier(runs["a"])
+    clip = read_centre_clip(runs["video0"], config)[None]
+    maps, predicted, _ = class_activation_maps(model, clip, layer="layer2")
+    assert maps.shape == (1, 8, 28, 28) and maps.max() == pytest.approx(1.0)
+    assert predicted[0] == class_activation_maps(model, clip)[1][0]  # the same prediction as CAM's
+    with pytest.raises(ValueError, match="layer must name a stage"):
+        class_activation_maps(model, clip, layer="layer9")
+    # moving pixels: what differs from the clip's still background (a square crossing a still scene)
+    still = np.full((1, 6, 20, 20, 3), 60, np.uint8)
+    for t in range(6):
+        still[0, t, 5:9, 2 * t : 2 * t + 4] = 250
+    moving = moving_pixels(still)
+    assert moving.shape == (1, 6, 20, 20) and moving[0, 0, 5:9, 0:4].all() and moving.sum() == 6 * 16
+    assert share_on(moving.astype(float), moving)[0] == pytest.approx(1.0)
+    assert share_on(np.ones_like(moving, float), moving)[0] == pytest.approx(moving.mean())

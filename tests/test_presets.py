@@ -80,3 +80,15 @@ def test_errors() -> None:
         presets.eval(32)(torch.rand(2, 4, 40, 40, 3))
     with pytest.raises(ValueError, match="two clips per video"):
         presets.pretrain(32)(static_clips(2, clips=3))
+
+
+def test_color_augment_off_keeps_the_colors() -> None:
+    """color=False: crop (and flip) and normalisation only; the published pipelines keep their color part."""
+    clips = torch.randint(0, 256, (4, 2, 4, 16, 16, 3), dtype=torch.uint8)
+    plain = presets.pretrain(16, fame=False, scale=(1.0, 1.0), flip=False, color=False)
+    assert plain.query.photometric is None and plain.key.photometric is None
+    query, _ = plain(clips)
+    expected = presets.eval(16)(clips[:, 0])  # a full-frame crop of a 16-pixel clip is the clip itself
+    assert torch.allclose(query, expected, atol=1e-5)
+    assert presets.finetune(16, color=False).photometric is None
+    assert presets.pretrain(16).query.photometric is not None and presets.finetune(16).photometric is not None

@@ -70,3 +70,22 @@ def test_random_mode_needs_an_rng() -> None:
         finetune_sampler()(50)
     with pytest.raises(ValueError, match="video_frames must be >= 1"):
         eval_sampler()(0)
+
+
+def test_disjoint_views_share_no_frame_when_the_video_allows() -> None:
+    rng = np.random.default_rng(0)
+    sampler = pretrain_sampler(6, 3, disjoint=True)  # span 16
+    firsts = []
+    for frames in (32, 40, 57):
+        for _ in range(50):
+            clips = sampler(frames, rng)
+            assert clips.shape == (2, 6) and clips.max() < frames
+            assert not set(clips[0]) & set(range(clips[1].min(), clips[1].max() + 1))  # spans apart
+            assert abs(int(clips[0, 0]) - int(clips[1, 0])) >= sampler.span
+            firsts.append(int(clips[0, 0]) < int(clips[1, 0]))
+    assert 0.3 < np.mean(firsts) < 0.7  # the first view is as often the later one
+    starts = {tuple(sampler.starts(40, rng)) for _ in range(200)}
+    assert len(starts) > 10  # positions vary where there is room
+    # Too short for two spans: as far apart as the video allows.
+    assert sorted(sampler.starts(20, rng).tolist()) == [0, 4]
+    assert pretrain_sampler(6, 3).mode == "random" and ClipSampler(4, 2, 3, "disjoint").starts(8, rng).shape == (3,)

@@ -2,7 +2,8 @@
 
 Each video shows one object (a shape or a sprite of random color and size) moving as its class
 prescribes (left to right, up, clockwise circle, zoom in, ...) over a procedural texture. Each
-class has its "own" background family. In the training split a video of class ``c`` is shown
+class has its "own" background family, a texture pattern in colors of the family's own hue, as
+real scenes have theirs (a pitch is green, a pool blue). In the training split a video of class ``c`` is shown
 on family ``c`` with probability ``bias`` and on one of the other families otherwise; in the
 test split the family is drawn uniformly, independent of the class. A model that learned the
 backgrounds scores near chance on the test split; a model that learned the motion does not.
@@ -26,7 +27,7 @@ import numpy as np
 
 from fame_aug.data.synthetic import BACKGROUND_KINDS, SHAPES, background_texture, draw_object, random_colors
 
-__all__ = ["MOTIONS", "BackgroundBiasConfig", "make_background_bias_dataset", "render_video"]
+__all__ = ["MOTIONS", "BackgroundBiasConfig", "family_hue", "make_background_bias_dataset", "render_video"]
 
 MOTIONS = (
     "LeftToRight",
@@ -59,6 +60,11 @@ class BackgroundBiasConfig:
         pan: probability that a video has a slow camera pan over a larger texture.
         object_size: ``(low, high)``: the object's radius is drawn uniformly between them, in
             units of the frame side (zooming classes scale it by 0.45 to 1.75 over the video).
+        hue_spread: each background family has its own hue (family ``k`` of ``n``: ``k / n`` of
+            the hue circle) and its textures' colors stray from it by at most this much, so a
+            family is told apart by its colors as well as its pattern: a background shortcut a
+            model finds at once. None draws texture colors uniformly over RGB, independent of
+            the family (the datasets of fame-aug 0.1), leaving the pattern alone to tell families apart.
         seed: everything is deterministic given the seed.
         codec: ``"ffv1"`` (lossless, default) or ``"mjpg"``.
     """
@@ -71,6 +77,7 @@ class BackgroundBiasConfig:
     bias: float = 0.8
     pan: float = 0.0
     object_size: tuple[float, float] = (0.09, 0.14)
+    hue_spread: float | None = 0.04
     seed: int = 0
     codec: str = "ffv1"
 
@@ -89,6 +96,11 @@ class BackgroundBiasConfig:
         if not 0.0 < low <= high <= 0.5:
             raise ValueError(f"object_size must be (low, high) with 0 < low <= high <= 0.5, got {self.object_size!r}")
         object.__setattr__(self, "object_size", (low, high))  # a list from JSON becomes the tuple
+        spread = self.hue_spread
+        if spread is not None and (
+            isinstance(spread, bool) or not isinstance(spread, int | float) or not 0 <= spread <= 0.5
+        ):
+            raise ValueError(f"hue_spread must be None or lie in [0, 0.5], got {spread!r}")
         if self.codec not in _CODECS:
             raise ValueError(f"codec must be one of {tuple(_CODECS)}, got {self.codec!r}")
 
@@ -131,6 +143,8 @@ def render_video(
     rng: np.random.Generator,
     pan: bool = False,
     object_size: tuple[float, float] = (0.09, 0.14),
+    hue: float | None = None,
+    hue_spread: float = 0.04,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """One video: uint8 RGB (frames, size, size, 3), bool object masks, and what was drawn.
 
@@ -142,11 +156,13 @@ def render_video(
         rng: source of randomness.
         pan: move the camera slowly over a larger texture.
         object_size: range of the object's radius, in units of the frame side.
+        hue: the background's hue family (a fraction of the hue circle); None: random colors.
+        hue_spread: how far the background's colors may stray from ``hue``.
     """
     if motion not in MOTIONS:
         raise ValueError(f"motion must be one of {MOTIONS}, got {motion!r}")
     margin = size // 2 if pan else 0
-    texture = background_texture(family, size + margin, rng)
+    texture = background_texture(family, size + margin, rng, hue=hue, hue_spread=hue_spread)
     centre, scale = _track(motion, frames, rng)
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
     color = random_colors(rng, 1)[0]
@@ -185,6 +201,13 @@ def _write_video(path: Path, video: np.ndarray, codec: str) -> None:
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     finally:
         writer.release()
+
+
+def family_hue(index: int, config: BackgroundBiasConfig) -> dict[str, float | None]:
+    """``render_video``'s ``hue`` and ``hue_spread`` for background family ``index`` of a dataset."""
+    if config.hue_spread is None:
+        return {"hue": None}
+    return {"hue": index / config.classes, "hue_spread": config.hue_spread}
 
 
 _SPLIT_FILES = ("splits/classInd.txt", "splits/trainlist01.txt", "splits/testlist01.txt")
@@ -263,6 +286,7 @@ def make_background_bias_dataset(
                     rng,
                     pan=bool(rng.random() < config.pan),
                     object_size=config.object_size,
+                    **family_hue(families.index(family), config),
                 )
                 group = n // 4 + 1 + (0 if split == "train" else 50)  # test groups never meet train groups
                 relative = f"{motion}/v_{motion}_g{group:02d}_c{n % 4 + 1:02d}.avi"

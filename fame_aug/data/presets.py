@@ -129,7 +129,11 @@ def _color(crop_size: int) -> K.VideoSequential:
 
 
 def pretrain(
-    crop_size: int = 112, fame: FAME | bool = True, scale: tuple[float, float] = (0.2, 1.0), flip: bool = True
+    crop_size: int = 112,
+    fame: FAME | bool = True,
+    scale: tuple[float, float] = (0.2, 1.0),
+    flip: bool = True,
+    color: bool = True,
 ) -> TwoViewAugmentation:
     """The pretraining pipeline: two views, FAME on the query view only.
 
@@ -140,6 +144,8 @@ def pretrain(
         scale: range of the crop's share of the frame area (published: 0.2 to 1).
         flip: random horizontal flips (published: yes). Turn them off when left and right
             matter to the classes, as in the built-in background-bias dataset.
+        color: grayscale, color jitter and blur after FAME (published: yes). Off, a view keeps
+            its colors, so the moving object looks the same in both views.
     """
     crop_size, scale = _check_crop(crop_size), _check_scale(scale)
     if fame is True:
@@ -148,13 +154,17 @@ def pretrain(
         fame = None
     elif not isinstance(fame, FAME):
         raise TypeError(f"fame must be a bool or a FAME module, got {type(fame).__name__}")
-    query = ClipAugmentation(_crop_flip(crop_size, scale, flip), fame, _color(crop_size))
-    key = ClipAugmentation(_crop_flip(crop_size, scale, flip), None, _color(crop_size))
+    query = ClipAugmentation(_crop_flip(crop_size, scale, flip), fame, _color(crop_size) if color else None)
+    key = ClipAugmentation(_crop_flip(crop_size, scale, flip), None, _color(crop_size) if color else None)
     return TwoViewAugmentation(query, key)
 
 
 def finetune(
-    crop_size: int = 112, scale: tuple[float, float] = (0.2, 1.0), flip: bool = True, fame: FAME | None = None
+    crop_size: int = 112,
+    scale: tuple[float, float] = (0.2, 1.0),
+    flip: bool = True,
+    fame: FAME | None = None,
+    color: bool = True,
 ) -> ClipAugmentation:
     """Supervised fine-tuning: crop, flip, [FAME], grayscale, color jitter, blur.
 
@@ -165,11 +175,12 @@ def finetune(
         fame: optional configured :class:`FAME` for the training clips (a debiasing
             augmentation, not in the paper): each clip keeps its foreground and its label, and
             takes another training clip's background.
+        color: grayscale, color jitter and blur (published: yes).
     """
     crop_size, scale = _check_crop(crop_size), _check_scale(scale)
     if fame is not None and not isinstance(fame, FAME):
         raise TypeError(f"fame must be a FAME module or None, got {type(fame).__name__}")
-    return ClipAugmentation(_crop_flip(crop_size, scale, flip), fame, _color(crop_size))
+    return ClipAugmentation(_crop_flip(crop_size, scale, flip), fame, _color(crop_size) if color else None)
 
 
 def probe(crop_size: int = 112, scale: tuple[float, float] = (0.2, 1.0), flip: bool = True) -> ClipAugmentation:

@@ -17,7 +17,7 @@ import numpy as np
 __all__ = ["ClipSampler", "eval_sampler", "finetune_sampler", "pretrain_sampler"]
 
 _PADS = ("loop", "repeat")
-_MODES = ("random", "uniform")
+_MODES = ("random", "uniform", "disjoint")
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,9 @@ class ClipSampler:
         stride: step between frames of a clip.
         num_clips: clips per video.
         mode: ``"random"`` draws each start uniformly (distinct starts when the video allows:
-            the two pretraining clips come from different positions); ``"uniform"`` spaces the
+            the two pretraining clips come from different positions); ``"disjoint"`` draws them
+            so that no two clips share a frame when the video is long enough (``num_clips``
+            spans), else as far apart as it allows, in random order; ``"uniform"`` spaces the
             starts evenly from the first to the last possible one (deterministic).
         pad: ``"loop"`` or ``"repeat"``, for videos shorter than a clip.
     """
@@ -63,11 +65,26 @@ class ClipSampler:
         if self.mode == "uniform":
             return np.linspace(0, last_start, self.num_clips).round().astype(np.int64)
         if rng is None:
-            raise ValueError("mode='random' needs an rng (numpy.random.Generator)")
+            raise ValueError(f"mode={self.mode!r} needs an rng (numpy.random.Generator)")
+        if self.mode == "disjoint":
+            return self._disjoint_starts(last_start, rng)
         positions = last_start + 1
         if positions >= self.num_clips:
             return rng.choice(positions, size=self.num_clips, replace=False).astype(np.int64)
         return rng.integers(0, positions, size=self.num_clips).astype(np.int64)
+
+    def _disjoint_starts(self, last_start: int, rng: np.random.Generator) -> np.ndarray:
+        """Starts at least ``gap`` apart, ``gap`` = the span, or the most the video allows.
+
+        Sorted starts ``s_0 <= s_1 <= ...`` with ``s_i - s_{i-1} >= gap`` are ``r_i + i * gap`` for
+        sorted draws ``r_i`` in ``[0, last_start - (num_clips - 1) * gap]``; the clips are then
+        handed out in random order, so clip 0 is as often the later one as the earlier one.
+        """
+        count = self.num_clips
+        gap = self.span if count == 1 else min(self.span, last_start // (count - 1))
+        room = last_start - (count - 1) * gap
+        starts = np.sort(rng.integers(0, room + 1, size=count)) + gap * np.arange(count)
+        return rng.permutation(starts).astype(np.int64)
 
     def __call__(self, video_frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """Frame indices (num_clips, num_frames), each in [0, video_frames)."""
@@ -78,9 +95,14 @@ class ClipSampler:
         return np.minimum(indices, video_frames - 1)
 
 
-def pretrain_sampler(num_frames: int = 16, stride: int = 2) -> ClipSampler:
-    """Two clips from different random positions of each video (the two MoCo views)."""
-    return ClipSampler(num_frames, stride, num_clips=2, mode="random")
+def pretrain_sampler(num_frames: int = 16, stride: int = 2, disjoint: bool = False) -> ClipSampler:
+    """Two clips from different random positions of each video (the two MoCo views).
+
+    With ``disjoint=True`` the two clips share no frame when the video holds two spans (else
+    they are as far apart as it allows), so that only what persists through the video (the
+    moving object, its motion, a still background) can tell that they belong together.
+    """
+    return ClipSampler(num_frames, stride, num_clips=2, mode="disjoint" if disjoint else "random")
 
 
 def finetune_sampler(num_frames: int = 16, stride: int = 2) -> ClipSampler:

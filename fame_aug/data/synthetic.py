@@ -16,6 +16,7 @@ __all__ = [
     "SHAPES",
     "background_texture",
     "draw_object",
+    "hue_colors",
     "moving_object_clips",
     "random_colors",
 ]
@@ -31,7 +32,28 @@ def random_colors(rng: np.random.Generator, count: int) -> np.ndarray:
     return rng.integers(0, 256, size=(count, 3)).astype(np.float32)
 
 
-def background_texture(kind: str, height: int, rng: np.random.Generator, width: int | None = None) -> np.ndarray:
+def hue_colors(rng: np.random.Generator, hue: float, spread: float) -> np.ndarray:
+    """(2, 3) float32 RGB colors of one hue family: a dark and a light one.
+
+    Each has a hue within ``spread`` of ``hue`` (fractions of the hue circle), saturation 0.5-1,
+    and value 0.15-0.5 (the dark one) or 0.65-1 (the light one), so a texture of the two keeps
+    its contrast.
+    """
+    hues = (hue + rng.uniform(-spread, spread, size=2)) % 1.0
+    saturation = rng.uniform(0.5, 1.0, size=2)
+    value = np.array([rng.uniform(0.15, 0.5), rng.uniform(0.65, 1.0)])
+    hsv = np.stack([360.0 * hues, saturation, value], axis=1).astype(np.float32)[None]
+    return 255.0 * cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
+
+
+def background_texture(
+    kind: str,
+    height: int,
+    rng: np.random.Generator,
+    width: int | None = None,
+    hue: float | None = None,
+    hue_spread: float = 0.04,
+) -> np.ndarray:
     """A (height, width, 3) uint8 texture of one procedural family, with random colors and scale.
 
     Args:
@@ -39,12 +61,15 @@ def background_texture(kind: str, height: int, rng: np.random.Generator, width: 
         height: rows in pixels.
         rng: source of randomness (colors, scale, orientation, phase).
         width: columns (default ``height``).
+        hue: None draws the texture's two colors uniformly over RGB; a fraction of the hue
+            circle draws them from that hue family (:func:`hue_colors`).
+        hue_spread: how far the colors' hue may stray from ``hue``.
     """
     if kind not in BACKGROUND_KINDS:
         raise ValueError(f"kind must be one of {BACKGROUND_KINDS}, got {kind!r}")
     width = height if width is None else width
     side = max(height, width)
-    low, high = random_colors(rng, 2)
+    low, high = random_colors(rng, 2) if hue is None else hue_colors(rng, hue, hue_spread)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32) / side
     if kind == "stripes":
         angle, period = rng.uniform(0, np.pi), rng.uniform(0.08, 0.25)

@@ -22,6 +22,7 @@ __all__ = [
     "EVALUATION_KEYS",
     "SYNTHETIC_ROOT",
     "TRAINING_KEYS",
+    "AugmentOptions",
     "FameOptions",
     "FinetuneConfig",
     "FrozenBackboneConfig",
@@ -99,9 +100,10 @@ class RunConfig:
             classes include left-to-right against right-to-left).
         batch_size: clips per step over all processes.
         workers: DataLoader workers per process.
-        cache: ``auto`` (decode the built-in dataset once into memory, read others from disk
-            every epoch), ``memory`` (any dataset that fits in half the machine's memory) or
-            ``off``.
+        cache: ``auto`` (decode the built-in dataset, and any other whose frames at
+            ``frame_size`` come to under 1 GiB by the frame counts of a few of its videos, once
+            into memory; read others from disk every epoch), ``memory`` (any dataset that fits
+            in half the machine's memory) or ``off``.
         epochs: training epochs.
         optimizer: ``sgd`` (with ``momentum``; the published recipe) or ``adamw``.
         lr: learning rate at batch_size.
@@ -217,6 +219,18 @@ class RunConfig:
 
 
 @dataclass
+class AugmentOptions:
+    """The training clips' augmentation beyond the crop and flip.
+
+    Attributes:
+        color_augment: grayscale, color jitter and blur on the training clips (published: on);
+            off, a clip keeps its colors.
+    """
+
+    color_augment: bool = True
+
+
+@dataclass
 class FameOptions:
     """FAME in a training pipeline, after the crop and flip, before the color augmentations.
 
@@ -226,12 +240,16 @@ class FameOptions:
         fame_mode: mask mode ("official", "motion" or "stabilized").
         fame_beta: foreground share.
         fame_p: probability per clip.
+        fame_clean_background: paste the foreground onto the partner's still background (each
+            pixel's median over its frames), without the partner's own moving object; off: the
+            published merge, which keeps it.
     """
 
     fame: bool = False
     fame_mode: str = "official"
     fame_beta: float = 0.5
     fame_p: float = 1.0
+    fame_clean_background: bool = False
 
     def check_fame(self) -> None:
         """Raise ``ValueError`` for FAME settings no run could use (the module's checks, naming the keys)."""
@@ -241,11 +259,15 @@ class FameOptions:
 
     def build_fame(self) -> FAME | None:
         """The configured ``FAME`` module, or None when ``fame`` is off."""
-        return FAME(beta=self.fame_beta, mode=self.fame_mode, p=self.fame_p) if self.fame else None
+        if not self.fame:
+            return None
+        return FAME(
+            beta=self.fame_beta, mode=self.fame_mode, p=self.fame_p, clean_background=self.fame_clean_background
+        )
 
 
 @dataclass
-class PretrainConfig(RunConfig, FameOptions):
+class PretrainConfig(RunConfig, AugmentOptions, FameOptions):
     """MoCo pretraining with FAME (docs/algorithm.md section 5: lr 0.01, 200 epochs, steps at 120 and 180).
 
     Attributes:
@@ -256,6 +278,9 @@ class PretrainConfig(RunConfig, FameOptions):
         mlp: 2-layer MLP projection head.
         bn: ``shuffle`` (shuffle BN for the keys) or ``sync`` (SyncBatchNorm across processes).
         bn_splits: in one process, shuffled chunks for the key encoder's batch norm.
+        disjoint_views: the two clips of a video share no frame when it is long enough (else
+            they are as far apart as it allows); off: two different random starts (published),
+            whose clips may overlap.
         fame: apply FAME to the query view (on by default; ``--no-fame`` for the baseline).
             ``fame_mode``, ``fame_beta`` and ``fame_p`` set it.
     """
@@ -268,6 +293,7 @@ class PretrainConfig(RunConfig, FameOptions):
     mlp: bool = True
     bn: str = "shuffle"
     bn_splits: int = 1
+    disjoint_views: bool = False
     fame: bool = True
 
     def validate(self) -> None:  # noqa: D102 - documented on the base class
@@ -286,7 +312,7 @@ class PretrainConfig(RunConfig, FameOptions):
 
 
 @dataclass
-class FinetuneConfig(RunConfig, FameOptions):
+class FinetuneConfig(RunConfig, AugmentOptions, FameOptions):
     """Supervised fine-tuning (docs/algorithm.md section 5: lr 0.025, 150 epochs, batch 128, steps at 60 and 120).
 
     Attributes:
@@ -332,9 +358,15 @@ class ProbeConfig(FrozenBackboneConfig):
     """Linear probe on a frozen backbone (docs/algorithm.md section 5: lr 5, no weight decay, 100 epochs).
 
     The lr is divided by 10 at epochs 60 and 80; batches of 128.
+
+    Attributes:
+        standardize: a batch norm without affine parameters between the L2-normalised features
+            and the classifier (off: the published probe), so that gradient descent converges
+            along every feature direction at the same pace.
     """
 
     out: str = "runs/probe"
+    standardize: bool = False
     batch_size: int = 128
     epochs: int = 100
     lr: float = 5.0

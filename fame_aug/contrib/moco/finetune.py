@@ -31,7 +31,11 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     run = RunFolder(config, world)
     data = build_dataset(config, train=True, sampler=finetune_sampler(config.num_frames, config.stride))
     augment = presets.finetune(
-        config.crop_size, scale=tuple(config.crop_scale), flip=config.flip, fame=config.build_fame()
+        config.crop_size,
+        scale=tuple(config.crop_scale),
+        flip=config.flip,
+        fame=config.build_fame(),
+        color=config.color_augment,
     ).to(world.device)
     classifier = build_classifier(config, len(data.classes)).to(world.device)
     model = wrap_distributed(classifier, world)

@@ -6,12 +6,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
 
 from fame_aug.contrib.moco.config import RunConfig, needs_synthetic_dataset
 from fame_aug.contrib.moco.distributed import World
 from fame_aug.data.background_bias import make_background_bias_dataset
 from fame_aug.data.datasets import HMDB51, UCF101, KineticsFolder, VideoClipDataset, VideoList, collate_clips
+from fame_aug.data.decode import VideoDecodeError, open_video
 from fame_aug.data.sampling import ClipSampler
 
 __all__ = ["build_dataset", "build_loader", "report_unreadable"]
@@ -19,12 +21,34 @@ __all__ = ["build_dataset", "build_loader", "report_unreadable"]
 logger = logging.getLogger(__name__)
 
 
+# ``cache: auto`` keeps a dataset in memory when its decoded frames are estimated below this.
+AUTO_CACHE_BYTES = 2**30
+
+
 def build_dataset(config: RunConfig, train: bool, sampler: ClipSampler) -> VideoClipDataset:
     """The training or test split of the configured dataset."""
     dataset = _open_dataset(config, train, sampler)
+    if config.cache == "auto" and not dataset.cache:
+        dataset.cache = _estimated_bytes(dataset) < AUTO_CACHE_BYTES
     if dataset.cache:
         dataset.preload()  # before any DataLoader worker starts: the workers share the frames
     return dataset
+
+
+def _estimated_bytes(dataset: VideoClipDataset, sample: int = 8) -> float:
+    """The decoded size of ``dataset`` at its frame size, from the frame counts of up to ``sample`` videos.
+
+    Infinite when it cannot tell (a frame size that keeps the aspect ratio, or unreadable videos).
+    """
+    size = dataset.frame_size
+    if not isinstance(size, tuple):
+        return float("inf")
+    picked = np.linspace(0, len(dataset) - 1, min(sample, len(dataset))).round().astype(int)
+    try:
+        frames = [open_video(dataset.videos[i][0]).num_frames for i in picked]
+    except (VideoDecodeError, OSError, ValueError):
+        return float("inf")
+    return float(np.mean(frames)) * len(dataset) * size[0] * size[1] * 3
 
 
 def _open_dataset(config: RunConfig, train: bool, sampler: ClipSampler) -> VideoClipDataset:

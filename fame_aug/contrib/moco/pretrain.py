@@ -28,9 +28,11 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     world = init_world(config.device)
     seed_everything(config.seed + world.rank, config.deterministic)
     run = RunFolder(config, world)
-    data = build_dataset(config, train=True, sampler=pretrain_sampler(config.num_frames, config.stride))
+    sampler = pretrain_sampler(config.num_frames, config.stride, disjoint=config.disjoint_views)
+    data = build_dataset(config, train=True, sampler=sampler)
     fame = config.build_fame() or False
-    augment = presets.pretrain(config.crop_size, fame=fame, scale=tuple(config.crop_scale), flip=config.flip)
+    scale, flip, color = tuple(config.crop_scale), config.flip, config.color_augment
+    augment = presets.pretrain(config.crop_size, fame=fame, scale=scale, flip=flip, color=color)
     augment = augment.to(world.device)
 
     moco = build_moco(config).to(world.device)

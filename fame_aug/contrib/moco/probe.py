@@ -29,12 +29,27 @@ __all__ = ["LinearProbe", "probe"]
 
 
 class LinearProbe(nn.Module):
-    """A linear classifier on a frozen backbone's L2-normalised pooled features."""
+    """A linear classifier on a frozen backbone's L2-normalised pooled features.
 
-    def __init__(self, backbone: VideoBackbone, num_classes: int) -> None:
+    Args:
+        backbone: the frozen backbone.
+        num_classes: outputs.
+        standardize: put a batch norm without affine parameters between the features and the
+            classifier (as MAE's linear probe does), so that every feature direction has unit
+            variance: plain gradient descent is slow along the low-variance directions, and a
+            small backbone's motion features are such directions beside its background ones.
+            Still a linear classifier of the features (the norm's statistics are fixed after
+            training).
+    """
+
+    def __init__(self, backbone: VideoBackbone, num_classes: int, standardize: bool = False) -> None:
         super().__init__()
         self.backbone = backbone
-        self.classifier = nn.Linear(backbone.num_features, num_classes)
+        linear = nn.Linear(backbone.num_features, num_classes)
+        if standardize:
+            self.classifier: nn.Module = nn.Sequential(nn.BatchNorm1d(backbone.num_features, affine=False), linear)
+        else:
+            self.classifier = linear
 
     def train(self, mode: bool = True) -> LinearProbe:
         """Only the classifier trains; the backbone stays in eval mode (frozen BN statistics)."""
@@ -56,7 +71,7 @@ def probe(config: ProbeConfig) -> dict[str, Any]:
     run = RunFolder(config, world)
     data = build_dataset(config, train=True, sampler=finetune_sampler(config.num_frames, config.stride))
     augment = presets.probe(config.crop_size, scale=tuple(config.crop_scale), flip=config.flip).to(world.device)
-    linear = LinearProbe(load_frozen_backbone(config), len(data.classes)).to(world.device)
+    linear = LinearProbe(load_frozen_backbone(config), len(data.classes), config.standardize).to(world.device)
     model = wrap_distributed(linear, world)
     optimizer = build_optimizer(linear.classifier.parameters(), config)
     step = classification_step(model, augment, config, world)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-__all__ = ["line_plot", "markdown_table", "summarise"]
+__all__ = ["line_plot", "markdown_table", "summarise", "table_notes"]
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -35,34 +35,62 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 _CONTROL_NOTE = " (control: backgrounds independent of the class)"
 
 
-def _cell(entry: dict[str, Any], key: str) -> str:
+# The table's columns: (key of a run's row, heading).
+_COLUMNS = (
+    ("probe_top1", "test top-1"),
+    ("train_top1", "training clips top-1"),
+    ("knn_top1", "kNN"),
+    ("R@1", "R@1"),
+    ("R@5", "R@5"),
+    ("nn_same_background", "nearest shares background"),
+    ("nn_same_shape", "shape"),
+    ("nn_color_distance", "color distance"),
+)
+
+
+def _cell(entry: dict[str, Any], key: str, spread: bool) -> str:
     if key not in entry:
-        return "-"
-    return f"{100 * entry[key]:.1f} ± {100 * entry[f'{key}_std']:.1f}"
+        return ""
+    return f"{100 * entry[key]:.1f} ± {100 * entry[f'{key}_std']:.1f}" if spread else f"{100 * entry[key]:.1f}"
 
 
-def markdown_table(summary: Sequence[dict[str, Any]], bias: float, classes: int) -> str:
-    """The table of one bias level: probe and retrieval (mean ± std over seeds, %) and the diagnostic."""
+def markdown_table(
+    summary: Sequence[dict[str, Any]], bias: float, classes: int, name: Callable[[str], str] = str
+) -> str:
+    """The table of one bias level: accuracy, readouts and what the nearest neighbours share, in %.
+
+    Mean ± standard deviation over seeds, or the one seed's value when each model has one.
+    ``name`` turns a variant key into the model's name.
+    """
+    entries = [e for e in summary if e["bias"] == bias]
+    spread = any(e["seeds"] > 1 for e in entries)
+    seeds = "mean ± std over seeds" if spread else "one seed"
     lines = [
         f"Bias {bias:g}{_CONTROL_NOTE if math.isclose(bias, 1 / classes) else ''}, {classes} classes "
-        f"(chance {100 / classes:.1f}%); mean ± std over seeds, in %.",
+        f"(chance {100 / classes:.1f}%); {seeds}, in %.",
         "",
-        "| model | seeds | top-1 (test; linear probe if pretrained) | R@1 | R@5 | nearest shares class "
-        "| background | shape | color distance |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | " + ("seeds | " if spread else "") + " | ".join(heading for _, heading in _COLUMNS) + " |",
+        "|---|" + ("---|" if spread else "") + "---|" * len(_COLUMNS),
     ]
-    for entry in (e for e in summary if e["bias"] == bias):
-        keys = (
-            "probe_top1",
-            "R@1",
-            "R@5",
-            "nn_same_class",
-            "nn_same_background",
-            "nn_same_shape",
-            "nn_color_distance",
-        )
-        lines.append(f"| {entry['variant']} | {entry['seeds']} | " + " | ".join(_cell(entry, k) for k in keys) + " |")
+    for entry in entries:
+        cells = [name(entry["variant"]), *([str(entry["seeds"])] if spread else [])]
+        cells += [_cell(entry, key, spread) for key, _ in _COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def table_notes(classes: int) -> str:
+    """What the table's columns mean."""
+    return (
+        "test top-1: test videos (backgrounds drawn independently of the class) classified right; supervised "
+        "models by their classifier, MoCo models by a linear probe trained on the training videos' frozen "
+        "features. training clips top-1: the same model on its (augmented) training clips in the last epoch. "
+        f"kNN: the class most of a test video's 20 nearest training videos have (similarity-weighted vote; "
+        f"nothing trained). R@k: test videos with a training video of their class among their k nearest "
+        f"(R@1 is the nearest one's class). nearest shares background / shape: the nearest training video has the "
+        f"test video's background family / object shape (chance {100 / classes:.1f}% / 16.7%). color distance: its "
+        "object's color distance to the test video's, against an average training video's (100: colors ignored)."
+    )
 
 
 def line_plot(

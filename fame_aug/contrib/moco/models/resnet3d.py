@@ -90,6 +90,11 @@ class VideoResNet(VideoBackbone):
             published models.
         num_classes: outputs of ``fc``; 0 makes ``fc`` the identity.
         dropout: dropout before ``fc`` (fine-tuning uses 0.5 to 0.7).
+        motion_filters: share of the stem's filters that start with zero mean over time: they
+            respond to what changes between frames and not at all to what stays, such as a
+            still background. A random filter averages over time, so a network initialised
+            the usual way first sees textures and colors, which make up most of a frame, and
+            finds motion only after a plateau; 0 (the published models) keeps that init.
     """
 
     def __init__(
@@ -99,10 +104,13 @@ class VideoResNet(VideoBackbone):
         width: int = 64,
         num_classes: int = 400,
         dropout: float = 0.0,
+        motion_filters: float = 0.0,
     ) -> None:
         super().__init__()
         if conv not in ("3d", "2plus1d"):
             raise ValueError(f"conv must be '3d' or '2plus1d', got {conv!r}")
+        if not 0.0 <= motion_filters <= 1.0:
+            raise ValueError(f"motion_filters must lie in [0, 1], got {motion_filters}")
         builder = _conv2plus1d if conv == "2plus1d" else _conv3x3x3
         self.stem = _r2plus1d_stem(width) if conv == "2plus1d" else _r3d_stem(width)
         planes = width
@@ -116,16 +124,21 @@ class VideoResNet(VideoBackbone):
             planes = out_planes
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.num_features = planes
-        self._init_weights()
+        self._init_weights(motion_filters)
         self._build_head(num_classes, dropout)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, motion_filters: float) -> None:
         for module in self.modules():
             if isinstance(module, nn.Conv3d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(module, nn.BatchNorm3d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+        # The stem's (last) convolution across time: its first filters lose their temporal mean.
+        temporal = [m for m in self.stem.modules() if isinstance(m, nn.Conv3d) and m.kernel_size[0] > 1][-1]
+        count = round(motion_filters * temporal.out_channels)
+        with torch.no_grad():
+            temporal.weight[:count] -= temporal.weight[:count].mean(dim=2, keepdim=True)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) clips to the last feature map (B, C, T/8, H/16, W/16)."""
@@ -144,5 +157,11 @@ def r3d_18(num_classes: int = 400, dropout: float = 0.0) -> VideoResNet:
 
 
 def r3d_small(num_classes: int = 400, dropout: float = 0.0, width: int = 16) -> VideoResNet:
-    """R3D with one block per stage and ``width`` channels (16: 0.9M parameters), for CPU runs."""
-    return VideoResNet("3d", (1, 1, 1, 1), width, num_classes, dropout)
+    """R3D with one block per stage and ``width`` channels (16: 0.9M parameters), for CPU runs.
+
+    Half of its stem's filters start as temporal derivatives (``motion_filters=0.5``): measured on
+    the built-in background-bias data, that takes a supervised model trained on backgrounds that
+    say nothing of the class from 77% to 98% test top-1 at 20 epochs, with the other half still
+    seeing appearance (README, "How the cpu-demo recipe was chosen").
+    """
+    return VideoResNet("3d", (1, 1, 1, 1), width, num_classes, dropout, motion_filters=0.5)
