@@ -138,14 +138,23 @@ def video(value: object, name: str, fmt: str, *, rgb: bool) -> None:
         raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}")
 
 
-def background(value: object, clips: torch.Tensor, fmt: str) -> None:
-    """Check an explicit background batch against the clips it will be merged into."""
+def background(value: object, clips: torch.Tensor, fmt: str, still: bool = False) -> None:
+    """Check an explicit background batch against the clips it will be merged into.
+
+    With ``still``, a background of one frame (T = 1, broadcast over the clip's frames) is accepted too.
+    """
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"background must be a torch.Tensor or None, got {type(value).__name__}")
-    if value.dim() != 5 or value.shape[0] < 1 or value.shape[1:] != clips.shape[1:]:
-        expected = ("N", *tuple(clips.shape[1:]))
+    expected = list(clips.shape[1:])
+    time = fmt[1:].index("T")
+    if still and value.dim() == 5 and value.shape[1 + time] == 1:
+        expected[time] = 1
+    if value.dim() != 5 or value.shape[0] < 1 or list(value.shape[1:]) != expected:
+        shape = ("N", *tuple(clips.shape[1:]))
+        frames = ", or T = 1" if still else ""
         raise ValueError(
-            f"background must have shape {expected} (any N >= 1, the same {fmt[1:]} as video), got {tuple(value.shape)}"
+            f"background must have shape {shape} (any N >= 1, the same {fmt[1:]} as video{frames}), "
+            f"got {tuple(value.shape)}"
         )
     if value.dtype != clips.dtype:
         raise TypeError(f"background must have the video's dtype {clips.dtype}, got {value.dtype}")

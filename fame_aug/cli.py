@@ -123,9 +123,16 @@ def _visualize(args: argparse.Namespace) -> int:
 
     if args.figure == "masks":
         image, masks = video_masks_figure(
-            args.videos, size=args.size, start=args.start, mode=args.mode, beta=args.beta, num_frames=args.frames
+            args.videos,
+            size=args.size,
+            start=args.start,
+            mode=args.mode,
+            beta=args.beta,
+            num_frames=args.frames,
+            clean_background=args.clean_background,
         )
-        print(f"FAME masks ({args.mode}, beta {args.beta}): {masks.mean(axis=(1, 2)).round(3).tolist()} of each frame")
+        shares = ", ".join(f"{share:.3f}" for share in masks.mean(axis=(1, 2)))
+        print(f"FAME masks ({args.mode}, beta {args.beta:g}): {shares} of each frame")
     elif args.figure == "cam":
         from fame_aug.contrib.moco.cam import cam_figure
 
@@ -284,6 +291,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     masks.add_argument("--beta", type=float, default=0.5)
     masks.add_argument("--size", type=int, default=112, help="clip side after the centre crop")
     masks.add_argument("--start", type=int, default=0, help="first frame of each clip (16 frames at stride 2)")
+    masks.add_argument(
+        "--clean-background",
+        action="store_true",
+        help="merge onto the partner's still background (FAME(clean_background=True)), not the whole partner clip",
+    )
     cam = figures.add_parser("cam", help="class activation maps of a fine-tuned model (Figure 2)")
     cam.add_argument("checkpoint", type=Path, help="a fame-aug finetune checkpoint")
     cam.add_argument("videos", nargs="+", type=Path)

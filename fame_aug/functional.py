@@ -132,7 +132,8 @@ def merge(
         mask: (B, H, W) bool, or floating point weights of the foreground clip.
         pairs: (B,) long, the source clip behind each clip.
         background: optional (N, C, T, H, W) or (N, T, C, H, W) source clips, any N >= 1, same
-            dtype and device as ``video``.
+            dtype and device as ``video``; T may be 1, a still frame behind every frame (e.g.
+            :func:`still_background`).
         data_format: ``"BCTHW"`` or ``"BTCHW"``.
 
     Returns:
@@ -152,7 +153,7 @@ def merge(
     fmt = _checks.data_format(data_format)
     _checks.video(video, "video", fmt, rgb=False)
     if background is not None:
-        _checks.background(background, video, fmt)
+        _checks.background(background, video, fmt, still=True)
     clips = _as_bcthw(video, fmt)
     source = clips if background is None else _as_bcthw(background, fmt)
     batch, _, _, height, width = clips.shape

@@ -8,7 +8,7 @@ from conftest import moving_square_clips
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fame_aug import MASK_MODES, foreground_mask, merge
+from fame_aug import MASK_MODES, foreground_mask, merge, still_background
 
 PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -232,6 +232,18 @@ class TestExceptions:
     def test_merge_pairs_dtype(self) -> None:
         with pytest.raises(TypeError, match="pairs must be an int64"):
             merge(torch.rand(2, 3, 4, 8, 8), torch.ones(2, 8, 8, dtype=torch.bool), torch.tensor([1.0, 0.0]))
+
+    @pytest.mark.parametrize("data_format", ["BCTHW", "BTCHW"])
+    def test_merge_onto_a_still_background_repeats_it_over_time(self, data_format: str) -> None:
+        video = torch.rand(2, 3, 4, 8, 8)
+        still = still_background(video)  # (B, C, 1, H, W)
+        mask = torch.rand(2, 8, 8) > 0.5
+        pairs = torch.tensor([1, 0])
+        if data_format == "BTCHW":
+            video, still = video.transpose(1, 2), still.transpose(1, 2)
+        repeated = still.expand_as(video).contiguous()
+        out = merge(video, mask, pairs, background=still, data_format=data_format)
+        assert torch.equal(out, merge(video, mask, pairs, background=repeated, data_format=data_format))
 
     def test_merge_background_shape(self) -> None:
         with pytest.raises(ValueError, match="background must have shape"):

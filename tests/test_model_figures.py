@@ -39,7 +39,8 @@ def test_masks_command(tmp_path: Path, runs: dict[str, Path], capsys: pytest.Cap
     args = ["visualize", "masks", str(runs["video0"]), str(runs["video1"]), "--size", "32", "--frames", "4"]
     assert main([*args, "--out", str(out)]) == 0
     assert read(out).shape == (2 * 3 * (96 + LABEL), 4 * 96 + 3 * GAP, 3)  # 32-pixel clips drawn 3x larger
-    assert "FAME masks (official, beta 0.5)" in capsys.readouterr().out
+    assert "FAME masks (official, beta 0.5): 0.5" in capsys.readouterr().out
+    assert main([*args, "--clean-background", "--out", str(out)]) == 0
 
 
 def test_class_activation_maps(runs: dict[str, Path]) -> None:

@@ -31,6 +31,20 @@ def test_masks_figure_overlay_differs_where_the_mask_is(tmp_path: Path) -> None:
     assert not changed[interior].any()  # the foreground keeps its colors
 
 
+def test_masks_figure_clean_background_hides_the_partners_object() -> None:
+    clips, _ = moving_object_clips(2, 16, 48, seed=3)
+    published, masks = masks_figure(clips, mode="motion", num_frames=4, min_side=0)
+    clean, clean_masks = masks_figure(clips, mode="motion", num_frames=4, min_side=0, clean_background=True)
+    np.testing.assert_array_equal(masks, clean_masks)
+    top = 2 * (48 + LABEL) + LABEL  # the merged row: clip 0's foreground on clip 1's background
+    merged_published, merged_clean = (image[top : top + 48, :48].astype(int) for image in (published, clean))
+    background = ~masks[0]
+    partner_still = np.median(clips[1].astype(float), axis=0)  # (H, W, 3): clip 1 without its moving object
+    assert np.array_equal(merged_clean[~background], merged_published[~background])  # the foreground is the same
+    assert np.abs(merged_clean[background] - partner_still[background]).max() <= 1
+    assert np.abs(merged_published[background] - partner_still[background]).max() > 30  # the object shows
+
+
 def test_building_blocks() -> None:
     frames = np.full((2, 8, 8, 3), 100, np.uint8)
     heat = np.zeros((2, 8, 8))

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from fame_aug.data import read_clip, to_float_clips, to_uint8_clips
-from fame_aug.functional import foreground_mask, merge
+from fame_aug.functional import foreground_mask, merge, still_background
 from fame_aug.visualize.figures import mask_figure
 
 __all__ = ["masks_figure", "video_masks_figure"]
@@ -23,10 +23,13 @@ def masks_figure(
     style: str = "overlay",
     names: Sequence[str] | None = None,
     min_side: int = 96,
+    clean_background: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """FAME masks of uint8 (N, T, H, W, 3) clips drawn under their frames.
 
-    With several clips, a third row shows each clip merged onto the next clip's background.
+    With several clips, a third row shows each clip merged onto the next clip's background: the
+    whole partner clip (the published merge), or with ``clean_background`` its still background
+    (:func:`~fame_aug.functional.still_background`, as ``FAME(clean_background=True)``).
     Frames smaller than ``min_side`` are drawn enlarged.
 
     Returns:
@@ -37,7 +40,8 @@ def masks_figure(
     merged = None
     if len(clips) > 1:
         pairs = torch.arange(1, len(clips) + 1) % len(clips)
-        merged = to_uint8_clips(merge(video, mask, pairs))
+        partner = still_background(video) if clean_background else video
+        merged = to_uint8_clips(merge(video, mask, pairs, background=partner))
     image = mask_figure(clips, mask.numpy(), merged, num_frames=num_frames, style=style, names=names, min_side=min_side)
     return image, mask.numpy()
 
