@@ -84,7 +84,8 @@ def table_notes(classes: int) -> str:
     return (
         "test top-1: test videos (backgrounds drawn independently of the class) classified right; supervised "
         "models by their classifier, MoCo models by a linear probe trained on the training videos' frozen "
-        "features. training clips top-1: the same model on its (augmented) training clips in the last epoch. "
+        "features. training clips top-1: the same classifier (or probe) on its (augmented) training clips "
+        "in the last epoch. "
         f"kNN: the class most of a test video's 20 nearest training videos have (similarity-weighted vote; "
         f"nothing trained). R@k: test videos with a training video of their class among their k nearest "
         f"(R@1 is the nearest one's class). nearest shares background / shape: the nearest training video has the "
