@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fame_aug import MASK_MODES, __version__
+from fame_aug._paths import check_path
 from fame_aug.data.background_bias import BackgroundBiasConfig, make_background_bias_dataset
 
 __all__ = ["build_parser", "main"]
@@ -47,6 +48,7 @@ def _hue_spread(text: str) -> float | None:
 
 def _make_synthetic(args: argparse.Namespace) -> int:
     """Write the background-bias dataset and say how to load it."""
+    check_path(args.out, "out", "out")
     config = _from_args(BackgroundBiasConfig, args, object_size=tuple(args.object_size))
     begin = time.perf_counter()
     metadata = make_background_bias_dataset(args.out, config, overwrite=args.overwrite)
@@ -86,6 +88,7 @@ def _is_main_process() -> bool:
 def _demo(args: argparse.Namespace) -> int:
     from fame_aug.contrib.moco.demo import run_demo
 
+    check_path(args.out, "--out", "out")
     run_demo(
         Path(args.out),
         epochs=args.epochs,
@@ -101,6 +104,7 @@ def _experiment(args: argparse.Namespace) -> int:
     """The background-bias experiment: pretrain with and without FAME, probe, retrieve, summarise."""
     from fame_aug.contrib.moco.experiment import QUICK_DATASET, QUICK_OVERRIDES, ExperimentPlan, run_experiment
 
+    check_path(args.out, "--out", "out")
     plan = _from_args(
         ExperimentPlan,
         args,
@@ -119,6 +123,12 @@ def _experiment(args: argparse.Namespace) -> int:
 
 def _visualize(args: argparse.Namespace) -> int:
     """Draw one of the three figures and write it as PNG."""
+    check_path(args.out, "--out", "out_file")
+    for video in getattr(args, "videos", None) or []:
+        check_path(video, "video", "input")
+    for name in ("checkpoint", "compare"):
+        if getattr(args, name, None):
+            check_path(getattr(args, name), name, "file")
     from fame_aug.visualize import video_masks_figure, write_png
 
     if args.figure == "masks":

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from fame_aug import FAME, MASK_MODES, _checks
+from fame_aug._paths import check_path
 
 __all__ = [
     "CHOICES",
@@ -191,7 +192,17 @@ class RunConfig:
             raise ValueError(f"split must be 1, 2 or 3, got {self.split}")
         if len(self.frame_size) != 2 or min(self.frame_size) < self.crop_size:
             raise ValueError(f"frame_size must be [H, W], each >= crop_size {self.crop_size}, got {self.frame_size}")
-        for name in ("batch_size", "epochs", "num_frames", "stride", "save_every", "eval_batch_size", "eval_clips"):
+        names = (
+            "batch_size",
+            "epochs",
+            "num_frames",
+            "stride",
+            "crop_size",
+            "save_every",
+            "eval_batch_size",
+            "eval_clips",
+        )
+        for name in names:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.workers < 0:
@@ -200,22 +211,28 @@ class RunConfig:
             raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
 
     def check_paths(self) -> None:
-        """Raise ``ValueError`` if the data the run needs is not where the configuration says."""
+        """Raise ``ValueError`` if the data the run needs is not where the configuration says.
+
+        Every path goes through one check (:func:`fame_aug._paths.check_path`): a missing path,
+        a symbolic link loop, a name too long, a missing permission or a file where a folder is
+        expected is one error naming the key and the path.
+        """
+        check_path(self.out, "out", "out")
         if self.dataset == "synthetic":
-            needs_synthetic_dataset(self.data_root)  # made on first use only where asked for
+            check_path(self.data_root, "data_root", "out")  # made on first use in the default folder
+            needs_synthetic_dataset(self.data_root)
             return
         if self.dataset == "list":
             for name in ("train_list", "test_list"):
                 value = getattr(self, name)
-                if value and not Path(value).is_file():
-                    raise ValueError(f"{name} {value!r} does not exist")
+                if value:
+                    check_path(value, name, "file")
             if not self.train_list and not self.test_list:
                 raise ValueError("dataset 'list' needs train_list and/or test_list")
             return
-        if not Path(self.data_root).is_dir():
-            raise ValueError(f"data_root {self.data_root!r} does not exist (dataset {self.dataset!r})")
-        if self.split_dir and not Path(self.split_dir).is_dir():
-            raise ValueError(f"split_dir {self.split_dir!r} does not exist")
+        check_path(self.data_root, "data_root", "dir")
+        if self.split_dir:
+            check_path(self.split_dir, "split_dir", "dir")
 
 
 @dataclass
@@ -256,6 +273,12 @@ class FameOptions:
         _checks.mask_mode(self.fame_mode, name="fame_mode")
         _checks.unit_interval("fame_beta", self.fame_beta, open_interval=True)
         _checks.unit_interval("fame_p", self.fame_p, open_interval=False)
+        if self.fame:  # the crop FAME sees must keep at least one pixel
+            crop = getattr(self, "crop_size", 1)
+            try:
+                _checks.foreground_pixels(self.fame_beta, crop, crop)
+            except ValueError as error:
+                raise ValueError(f"fame_beta {self.fame_beta} at crop_size {crop}: {error}") from None
 
     def build_fame(self) -> FAME | None:
         """The configured ``FAME`` module, or None when ``fame`` is off."""
@@ -336,6 +359,11 @@ class FinetuneConfig(RunConfig, AugmentOptions, FameOptions):
         super().validate()
         self.check_fame()
 
+    def check_paths(self) -> None:  # noqa: D102 - documented on the base class
+        super().check_paths()
+        if self.pretrained:
+            check_path(self.pretrained, "pretrained", "file")
+
 
 @dataclass
 class FrozenBackboneConfig(RunConfig):
@@ -349,8 +377,9 @@ class FrozenBackboneConfig(RunConfig):
 
     def check_paths(self) -> None:  # noqa: D102 - documented on the base class
         super().check_paths()
-        if not self.pretrained or not Path(self.pretrained).is_file():
-            raise ValueError(f"pretrained must name an existing checkpoint, got {self.pretrained!r}")
+        if not self.pretrained:
+            raise ValueError("pretrained must name an existing checkpoint, got ''")
+        check_path(self.pretrained, "pretrained", "file")
 
 
 @dataclass

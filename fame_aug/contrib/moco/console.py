@@ -19,6 +19,8 @@ from fame_aug.contrib.moco.distributed import World
 
 __all__ = ["Progress", "log_to_stderr"]
 
+logger = logging.getLogger(__name__)
+
 
 class _Console(logging.StreamHandler):
     """A handler that writes to whatever ``sys.stderr`` is when a message comes (a redirect included)."""
@@ -67,15 +69,21 @@ class Progress:
     """The progress of one pass over a loader: a tqdm bar with elapsed time, ETA, loss, lr and clips/s.
 
     The bar is drawn by the main process only, and only when stderr is a terminal; it clears
-    itself when the pass ends, leaving the epoch's one logged line (``RunFolder.log_epoch``),
-    which is all a log file or a pipe receives. ``update`` takes numbers the loop already holds
-    on the host: it never waits for the device. Use it as a context manager, or call ``close``.
+    itself when the pass ends, leaving the epoch's one logged line (``RunFolder.log_epoch``).
+    Off a terminal (a log file, a pipe) a long pass logs one progress line every
+    ``HEARTBEAT_SECONDS`` instead, so that a log never stays silent for long. ``update`` takes
+    numbers the loop already holds on the host: it never waits for the device. Use it as a
+    context manager, or call ``close``.
     """
+
+    HEARTBEAT_SECONDS = 60.0
 
     def __init__(self, total: int, label: str, world: World) -> None:
         self.total, self.label = total, label
         self.begin, self.clips = time.perf_counter(), 0
         shown = world.is_main and sys.stderr.isatty()
+        self._heartbeat = world.is_main and not shown
+        self._last_line = self.begin
         self.bar = tqdm(
             total=total, desc=label, unit="step", leave=False, dynamic_ncols=True, disable=not shown, file=sys.stderr
         )
@@ -84,6 +92,19 @@ class Progress:
         """Count ``clips`` more after batch ``index`` (from 1) and show ``values`` (e.g. loss, lr)."""
         self.clips += clips
         if self.bar.disable:
+            now = time.perf_counter()
+            if self._heartbeat and now - self._last_line >= self.HEARTBEAT_SECONDS and index < self.total:
+                self._last_line = now
+                left = (now - self.begin) / index * (self.total - index)
+                logger.info(
+                    "%s: step %d/%d, %.1f clips/s, elapsed %s, ETA %s",
+                    self.label,
+                    index,
+                    self.total,
+                    self.clips_per_second,
+                    tqdm.format_interval(now - self.begin),
+                    tqdm.format_interval(left),
+                )
             return
         shown = " ".join(f"{k} {v:.4g}" for k, v in values.items())
         self.bar.set_postfix_str(f"{shown} {self.clips_per_second:.1f} clips/s".lstrip(), refresh=False)

@@ -154,6 +154,7 @@ def train(
     """
     loader = build_loader(dataset, config, world, train=True)
     start_epoch, step_count = resume_into(run, trained, optimizer, dataset)
+    run.open()  # everything is validated, the checkpoint included: now the folder is created and held
     metrics: dict[str, float] = {}
     unreadable = 0
     for epoch in range(start_epoch, config.epochs):

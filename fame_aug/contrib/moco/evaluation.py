@@ -21,7 +21,7 @@ from fame_aug.contrib.moco.run_folder import RunFolder
 from fame_aug.data import VideoClipDataset, eval_sampler, presets
 from fame_aug.data.presets import ClipAugmentation
 
-__all__ = ["accuracy", "clip_outputs", "evaluate_classifier", "report_test"]
+__all__ = ["accuracy", "build_test_dataset", "clip_outputs", "evaluate_classifier", "report_test"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +83,16 @@ def accuracy(scores: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
     return (top == labels[:, None]).any(dim=1).float().mean().item()
 
 
+def build_test_dataset(config: RunConfig) -> VideoClipDataset:
+    """The test split, cut into ``eval_clips`` clips per video (the evaluation protocol)."""
+    return build_dataset(config, train=False, sampler=eval_sampler(config.num_frames, config.stride, config.eval_clips))
+
+
 def evaluate_classifier(
     forward: Any, config: RunConfig, world: World, test_data: VideoClipDataset | None = None
 ) -> dict[str, float]:
     """Top-1 and top-5 on the test split, softmax averaged over ``eval_clips`` clips per video."""
-    data = test_data or build_dataset(
-        config, train=False, sampler=eval_sampler(config.num_frames, config.stride, config.eval_clips)
-    )
+    data = test_data if test_data is not None else build_test_dataset(config)
     augment = presets.eval(config.crop_size).to(world.device)
     probabilities, labels, valid = clip_outputs(
         lambda x: F.softmax(forward(x), dim=1), data, augment, config, world, "test"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,11 @@ from fame_aug.contrib.moco.config import RunConfig, needs_synthetic_dataset
 from fame_aug.contrib.moco.distributed import World
 from fame_aug.data.background_bias import make_background_bias_dataset
 from fame_aug.data.datasets import HMDB51, UCF101, KineticsFolder, VideoClipDataset, VideoList, collate_clips
+from fame_aug.data.datasets.splits import DuplicateVideoWarning, check_disjoint
 from fame_aug.data.decode import VideoDecodeError, open_video
 from fame_aug.data.sampling import ClipSampler
 
-__all__ = ["build_dataset", "build_loader", "report_unreadable"]
+__all__ = ["available_cpus", "build_dataset", "build_loader", "report_unreadable"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +78,25 @@ def _open_dataset(config: RunConfig, train: bool, sampler: ClipSampler) -> Video
             sorted(p.name for p in (root / "train").iterdir() if p.is_dir()) if (root / "train").is_dir() else None
         )
         return KineticsFolder(root, "train" if train else "val", classes=classes, **options)
-    listing = config.train_list if train else config.test_list
+    listing, other = (config.train_list, config.test_list) if train else (config.test_list, config.train_list)
     if not listing:
         raise ValueError(f"dataset 'list' needs {'train_list' if train else 'test_list'}")
-    return VideoList(listing, **options)
+    dataset = VideoList(listing, **options)
+    if other:
+        with warnings.catch_warnings():  # the other list warns of its own repeats when it is loaded
+            warnings.simplefilter("ignore", DuplicateVideoWarning)
+            theirs = [path for path, _ in VideoList(other).videos]
+        mine = [path for path, _ in dataset.videos]
+        check_disjoint(*((mine, theirs) if train else (theirs, mine)), config.train_list, config.test_list)
+    return dataset
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
 
 
 def build_loader(
@@ -94,7 +112,7 @@ def build_loader(
         batch_size=total // world.size,
         shuffle=train and sampler is None,
         sampler=sampler,
-        num_workers=config.workers,
+        num_workers=min(config.workers, available_cpus()),  # more workers than CPUs only compete
         collate_fn=collate_clips,
         pin_memory=world.device.type == "cuda",
         drop_last=False,

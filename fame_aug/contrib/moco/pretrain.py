@@ -27,25 +27,25 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     """
     world = init_world(config.device)
     seed_everything(config.seed + world.rank, config.deterministic)
-    run = RunFolder(config, world)
-    sampler = pretrain_sampler(config.num_frames, config.stride, disjoint=config.disjoint_views)
-    data = build_dataset(config, train=True, sampler=sampler)
-    fame = config.build_fame() or False
-    scale, flip, color = tuple(config.crop_scale), config.flip, config.color_augment
-    augment = presets.pretrain(config.crop_size, fame=fame, scale=scale, flip=flip, color=color)
-    augment = augment.to(world.device)
+    with RunFolder(config, world) as run:
+        sampler = pretrain_sampler(config.num_frames, config.stride, disjoint=config.disjoint_views)
+        data = build_dataset(config, train=True, sampler=sampler)
+        fame = config.build_fame() or False
+        scale, flip, color = tuple(config.crop_scale), config.flip, config.color_augment
+        augment = presets.pretrain(config.crop_size, fame=fame, scale=scale, flip=flip, color=color)
+        augment = augment.to(world.device)
 
-    moco = build_moco(config).to(world.device)
-    if world.distributed and config.bn == "sync":
-        moco = nn.SyncBatchNorm.convert_sync_batchnorm(moco)
-    model = wrap_distributed(moco, world)
-    optimizer = build_optimizer([p for p in moco.parameters() if p.requires_grad], config)
+        moco = build_moco(config).to(world.device)
+        if world.distributed and config.bn == "sync":
+            moco = nn.SyncBatchNorm.convert_sync_batchnorm(moco)
+        model = wrap_distributed(moco, world)
+        optimizer = build_optimizer([p for p in moco.parameters() if p.requires_grad], config)
 
-    def step(clips: torch.Tensor, _labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        query, key = augment(clips)  # two clips per video; FAME acts on the query view
-        with autocast(config, world):
-            out = model(query, key)  # symmetric MoCo loss; both key batches are enqueued
-        return out["loss"], {"accuracy": out["accuracy"] * clips.shape[0]}
+        def step(clips: torch.Tensor, _labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            query, key = augment(clips)  # two clips per video; FAME acts on the query view
+            with autocast(config, world):
+                out = model(query, key)  # symmetric MoCo loss; both key batches are enqueued
+            return out["loss"], {"accuracy": out["accuracy"] * clips.shape[0]}
 
-    metrics = train(step, model, moco, optimizer, data, config, world, run, "pretrain")
-    return {"run": str(run.path), "checkpoint": str(run.checkpoint), "epochs": config.epochs, **metrics}
+        metrics = train(step, model, moco, optimizer, data, config, world, run, "pretrain")
+        return {"run": str(run.path), "checkpoint": str(run.checkpoint), "epochs": config.epochs, **metrics}

@@ -18,7 +18,7 @@ from fame_aug.contrib.moco.builder import load_frozen_backbone
 from fame_aug.contrib.moco.config import ProbeConfig
 from fame_aug.contrib.moco.distributed import init_world, wrap_distributed
 from fame_aug.contrib.moco.engine import classification_step, seed_everything, train
-from fame_aug.contrib.moco.evaluation import evaluate_classifier, report_test
+from fame_aug.contrib.moco.evaluation import build_test_dataset, evaluate_classifier, report_test
 from fame_aug.contrib.moco.loaders import build_dataset
 from fame_aug.contrib.moco.models import VideoBackbone
 from fame_aug.contrib.moco.run_folder import RunFolder
@@ -68,17 +68,20 @@ def probe(config: ProbeConfig) -> dict[str, Any]:
     """Train a linear classifier on frozen features, then test it with ``eval_clips`` clips per video."""
     world = init_world(config.device)
     seed_everything(config.seed + world.rank, config.deterministic)
-    run = RunFolder(config, world)
-    data = build_dataset(config, train=True, sampler=finetune_sampler(config.num_frames, config.stride))
-    augment = presets.probe(config.crop_size, scale=tuple(config.crop_scale), flip=config.flip).to(world.device)
-    linear = LinearProbe(load_frozen_backbone(config), len(data.classes), config.standardize).to(world.device)
-    model = wrap_distributed(linear, world)
-    optimizer = build_optimizer(linear.classifier.parameters(), config)
-    step = classification_step(model, augment, config, world)
-    metrics = train(step, model, linear.classifier, optimizer, data, config, world, run, "probe", classes=data.classes)
-    model.eval()
-    tested = evaluate_classifier(model, config, world)
-    report_test(run, "probe", tested)
-    results = {**metrics, **tested}
-    run.write_json("results.json", results)
-    return {"run": str(run.path), **results}
+    with RunFolder(config, world) as run:
+        data = build_dataset(config, train=True, sampler=finetune_sampler(config.num_frames, config.stride))
+        test_data = build_test_dataset(config)  # checked before any write, used after training
+        augment = presets.probe(config.crop_size, scale=tuple(config.crop_scale), flip=config.flip).to(world.device)
+        linear = LinearProbe(load_frozen_backbone(config), len(data.classes), config.standardize).to(world.device)
+        model = wrap_distributed(linear, world)
+        optimizer = build_optimizer(linear.classifier.parameters(), config)
+        step = classification_step(model, augment, config, world)
+        metrics = train(
+            step, model, linear.classifier, optimizer, data, config, world, run, "probe", classes=data.classes
+        )
+        model.eval()
+        tested = evaluate_classifier(model, config, world, test_data)
+        report_test(run, "probe", tested)
+        results = {**metrics, **tested}
+        run.write_json("results.json", results)
+        return {"run": str(run.path), **results}

@@ -3,50 +3,85 @@
 Later sources win: 1. the dataclass defaults (the published recipe, docs/algorithm.md section 5);
 2. a preset (``ucf101``, ``hmdb51``, ``k400``, ``cpu-demo``); 3. a YAML or JSON file
 (``preset:`` may be one of its keys); 4. command-line flags. A ``pretrained`` checkpoint's model
-settings win over a preset's. Unknown keys, unknown presets and missing dataset paths are errors
+settings win over a preset's; for ``probe`` and ``retrieve`` so do the clips it was trained on
+(and its data, when no preset is given). Unknown keys, unknown presets and missing dataset paths are errors
 before any work starts.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from fame_aug._paths import check_path
 from fame_aug.contrib.moco.checkpoint import load_checkpoint
-from fame_aug.contrib.moco.config import COMMANDS, RunConfig
+from fame_aug.contrib.moco.config import COMMANDS, FrozenBackboneConfig, RunConfig
 from fame_aug.contrib.moco.recipes import PRESETS
 
 __all__ = ["resolve_config"]
 
+logger = logging.getLogger(__name__)
+
 
 # What a checkpoint's stored config says about the model that later stages must rebuild.
 _MODEL_SETTINGS = ("backbone", "backbone_width")
+# The clips the model was trained on: a frozen backbone is evaluated on the same kind of clips.
+_CLIP_SETTINGS = ("num_frames", "stride", "frame_size", "crop_size")
+# The data it was trained on: what a frozen backbone is evaluated on when no preset names other data.
+_DATA_SETTINGS = ("dataset", "data_root", "split_dir", "split", "train_list", "test_list")
 
 
-def _pretrained_model_settings(path: str) -> dict[str, Any]:
-    """The backbone settings stored in a fame-aug checkpoint (none for other or unreadable files).
+def _stored_config(path: str) -> dict[str, Any]:
+    """The config stored in a fame-aug checkpoint (empty for other or unreadable files).
 
     A damaged file is reported, with its name, where its weights are loaded.
     """
-    if not path or not Path(path).is_file():
+    if not path:
         return {}
     try:
+        if not Path(path).is_file():
+            return {}
         state = load_checkpoint(path, mmap=True)
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):
         return {}
     stored = state.get("config")
-    if not isinstance(stored, dict):
-        return {}
-    return {key: stored[key] for key in _MODEL_SETTINGS if key in stored}
+    return stored if isinstance(stored, dict) else {}
+
+
+def _implied_by_checkpoint(config: RunConfig, explicit: set[str], preset: str | None) -> None:
+    """Set what a ``pretrained`` checkpoint implies, unless a file or flag sets it; warn where they disagree.
+
+    Every command takes the checkpoint's model (backbone, width) over a preset's. ``probe`` and
+    ``retrieve``, which use the backbone as it is, also take the clips it was trained on (frames,
+    stride, frame size, crop) and, when no preset names a dataset, its data.
+    """
+    stored = _stored_config(getattr(config, "pretrained", ""))
+    if not stored:
+        return
+    frozen = isinstance(config, FrozenBackboneConfig)
+    keys = [*_MODEL_SETTINGS, *(_CLIP_SETTINGS if frozen else ()), *(_DATA_SETTINGS if frozen and not preset else ())]
+    for key in keys:
+        if key not in stored or not hasattr(config, key):
+            continue
+        value = _coerce(key, stored[key], typing.get_type_hints(type(config))[key], str(config.pretrained))
+        if key not in explicit:
+            setattr(config, key, value)
+        elif key in _CLIP_SETTINGS and getattr(config, key) != value:
+            logger.warning(
+                "%s %r differs from the %r that %s was trained with: the backbone sees clips unlike its training clips",
+                key,
+                getattr(config, key),
+                value,
+                config.pretrained,
+            )
 
 
 def _load_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {str(path)!r} does not exist")
+    path = check_path(path, "config file", "file")
     text = path.read_text(encoding="utf-8-sig")  # a byte-order mark from a Windows editor is fine
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
@@ -131,10 +166,7 @@ def resolve_config(
         _apply(config, from_file, str(config_file))
     if overrides:
         _apply(config, overrides, "command line")
-    explicit = {*from_file, *(overrides or {})}
-    for key, value in _pretrained_model_settings(getattr(config, "pretrained", "")).items():
-        if key not in explicit:  # the checkpoint's model wins over a preset's; an explicit key wins over both
-            setattr(config, key, value)
+    _implied_by_checkpoint(config, {*from_file, *(overrides or {})}, preset)  # explicit keys win over it
     config.validate()
     if check_paths:
         config.check_paths()

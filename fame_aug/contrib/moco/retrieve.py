@@ -77,9 +77,14 @@ def split_dataset(config: RunConfig, split: str) -> VideoClipDataset:
     return VideoList(split, sampler=sampler, frame_size=tuple(config.frame_size))
 
 
-def split_features(backbone: nn.Module, config: RunConfig, world: World, split: str) -> SplitFeatures:
-    """Pooled backbone features of every video of a split, averaged over its ``eval_clips`` clips."""
-    data = split_dataset(config, split)
+def split_features(
+    backbone: nn.Module, config: RunConfig, world: World, split: str, data: VideoClipDataset | None = None
+) -> SplitFeatures:
+    """Pooled backbone features of every video of a split, averaged over its ``eval_clips`` clips.
+
+    ``data``: the split's dataset when it is already built (:func:`split_dataset`).
+    """
+    data = data if data is not None else split_dataset(config, split)
     augment = presets.eval(config.crop_size).to(world.device)
     features, labels, valid = clip_outputs(backbone, data, augment, config, world, f"features ({split})")
     return SplitFeatures(data, features, labels, valid)
@@ -89,34 +94,39 @@ def retrieve(config: RetrieveConfig) -> dict[str, Any]:
     """Recall at each k of ``config.ks``, with raw and with centred features."""
     world = init_world(config.device)
     seed_everything(config.seed, config.deterministic)
-    run = RunFolder(config, world, checkpoints=False)
-    backbone = load_frozen_backbone(config).to(world.device)
-    gallery, queries = split_features(backbone, config, world, "train"), split_features(backbone, config, world, "test")
-    results: dict[str, Any] = {"queries": int(queries.valid.sum()), "gallery": int(gallery.valid.sum())}
-    if not (queries.valid.all() and gallery.valid.all()):
-        results["unreadable_videos"] = {"queries": int((~queries.valid).sum()), "gallery": int((~gallery.valid).sum())}
-    for name, center in (("raw", False), ("centered", True)):
-        recalls = recall_at_k(
-            queries.features[queries.valid],
-            queries.labels[queries.valid],
-            gallery.features[gallery.valid],
-            gallery.labels[gallery.valid],
-            config.ks,
-            center,
+    with RunFolder(config, world, checkpoints=False) as run:
+        backbone = load_frozen_backbone(config).to(world.device)
+        splits = {split: split_dataset(config, split) for split in ("train", "test")}
+        run.open()  # everything is validated: now the folder is created and held
+        gallery, queries = (split_features(backbone, config, world, split, data) for split, data in splits.items())
+        results: dict[str, Any] = {"queries": int(queries.valid.sum()), "gallery": int(gallery.valid.sum())}
+        if not (queries.valid.all() and gallery.valid.all()):
+            results["unreadable_videos"] = {
+                "queries": int((~queries.valid).sum()),
+                "gallery": int((~gallery.valid).sum()),
+            }
+        for name, center in (("raw", False), ("centered", True)):
+            recalls = recall_at_k(
+                queries.features[queries.valid],
+                queries.labels[queries.valid],
+                gallery.features[gallery.valid],
+                gallery.labels[gallery.valid],
+                config.ks,
+                center,
+            )
+            results[name] = {f"R@{k}": value for k, value in recalls.items()}
+        run.write_json("results.json", results)
+        if world.is_main:
+            logger.info(
+                "retrieval, %d test queries against %d training videos:\n%s",
+                results["queries"],
+                results["gallery"],
+                format_recalls(results),
+            )
+        run.log_scalars(
+            {f"retrieve/{name}/{k}": results[name][k] for name in ("raw", "centered") for k in results[name]}, 0
         )
-        results[name] = {f"R@{k}": value for k, value in recalls.items()}
-    run.write_json("results.json", results)
-    if world.is_main:
-        logger.info(
-            "retrieval, %d test queries against %d training videos:\n%s",
-            results["queries"],
-            results["gallery"],
-            format_recalls(results),
-        )
-    run.log_scalars(
-        {f"retrieve/{name}/{k}": results[name][k] for name in ("raw", "centered") for k in results[name]}, 0
-    )
-    return {"run": str(run.path), **results}
+        return {"run": str(run.path), **results}
 
 
 def format_recalls(results: dict[str, Any]) -> str:

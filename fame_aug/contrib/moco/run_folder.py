@@ -5,17 +5,24 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no folder locks
+    fcntl = None  # type: ignore[assignment]
+
+from fame_aug._paths import check_path
 from fame_aug.contrib.moco.checkpoint import NonFiniteState, capture_rng_state, load_checkpoint, save_checkpoint
 from fame_aug.contrib.moco.config import RunConfig
 from fame_aug.contrib.moco.distributed import World
 
-__all__ = ["RunFolder", "TrainingDiverged", "read_metrics"]
+__all__ = ["RunFolder", "RunFolderInUse", "TrainingDiverged", "read_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,35 +55,90 @@ def read_metrics(path: Path) -> list[dict[str, str]]:
     return rows
 
 
+class RunFolderInUse(ValueError):
+    """Another live process holds the run folder (its lock); the folder is left as it is."""
+
+
 class RunFolder:
     """The run's folder: config.json, metrics.csv (one row per epoch), checkpoint.pt, TensorBoard.
+
+    Creating a ``RunFolder`` writes nothing: it checks ``out`` and, with ``resume``, that the
+    checkpoint exists, and fails at once if another run holds the folder. The loop then builds
+    and validates everything else (data, augmentation, model, the checkpoint it resumes) and
+    calls :meth:`open`, which creates the folder, takes its lock and writes ``config.json``: a
+    run refused for bad input leaves ``out`` exactly as it found it.
+
+    One run per folder: :meth:`open` holds an OS lock (``fcntl.flock``) on ``out/.lock`` until
+    :meth:`close` or the process's end; the kernel releases it when the process dies, so a killed
+    run never leaves a stale lock. A second run on a held folder is refused with the holder's PID.
 
     Only the main process writes. Epochs are numbered from 1 in metrics.csv, TensorBoard and the
     console alike: row N is the Nth epoch, and a checkpoint whose ``epoch`` is N holds rows 1 to
     N. Checkpoints are atomic; on resume, metrics rows of epochs the checkpoint does not cover
-    are dropped, so the CSV matches the state.
+    are dropped, so the CSV matches the state. Use it as a context manager (or call ``close``).
     """
+
+    LOCK = ".lock"
 
     def __init__(self, config: RunConfig, world: World, checkpoints: bool = True) -> None:
         self.path, self.world, self.config = Path(config.out), world, config
         self.checkpoint = self.path / "checkpoint.pt"
         self.metrics = self.path / "metrics.csv"
         self.writer: Any = None
+        self.opened = False
+        self._lock: int | None = None
+        self._resumed_epoch: int | None = None
         self._epoch_seconds: list[float] = []  # the epochs of this session, for the ETA
         if world.is_main:
-            self.path.mkdir(parents=True, exist_ok=True)
+            check_path(self.path, "out", "out")
             if checkpoints and not config.resume and self.checkpoint.exists():
                 raise ValueError(f"{self.checkpoint} exists: pass --resume to continue it, or choose another --out")
-            (self.path / "config.json").write_text(json.dumps(asdict(config), indent=2))
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+            if config.resume and not self.checkpoint.is_file():
+                raise ValueError(f"--resume: no checkpoint at {self.checkpoint}")
+            if (self.path / self.LOCK).is_file():  # fail at once, before any work, if a run holds it
+                _release(_hold(self.path / self.LOCK, create=False))
 
-                self.writer = SummaryWriter(str(self.path / "tensorboard"))
-            except Exception:  # tensorboard is optional
-                self.writer = None
+    def open(self) -> None:
+        """Create the folder, hold its lock and write ``config.json``; call once everything is validated.
+
+        Raises:
+            RunFolderInUse: naming the folder and the PID of the run that holds it.
+        """
+        if self.opened:
+            return
+        self.opened = True
+        if not self.world.is_main:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = _hold(self.path / self.LOCK, create=True)
+        _write_atomically(self.path / "config.json", json.dumps(asdict(self.config), indent=2))
+        if self._resumed_epoch is not None and self.metrics.is_file():
+            self._write_rows([r for r in read_metrics(self.metrics) if int(r["epoch"]) <= self._resumed_epoch])
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.path / "tensorboard"))
+        except Exception:  # tensorboard is optional
+            self.writer = None
+
+    def close(self) -> None:
+        """Flush TensorBoard and release the folder's lock."""
+        close = getattr(self.writer, "close", None)
+        if close is not None:
+            close()
+        self.writer = None
+        if self._lock is not None:
+            _release(self._lock)
+            self._lock = None
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def resume(self) -> dict[str, Any] | None:
-        """The checkpoint to continue from, if ``resume`` is set and one exists.
+        """The checkpoint to continue from, if ``resume`` is set; reads and checks it, writes nothing.
 
         Raises:
             ValueError: naming the file, if the checkpoint is not this run's (another model, a
@@ -84,8 +146,6 @@ class RunFolder:
         """
         if not self.config.resume:
             return None
-        if not self.checkpoint.is_file():
-            raise ValueError(f"--resume: no checkpoint at {self.checkpoint}")
         state = load_checkpoint(self.checkpoint, self.world.device)
         missing = sorted({"model", "optimizer", "epoch", "step", "rng", "config"} - set(state))
         if missing:
@@ -102,7 +162,8 @@ class RunFolder:
             details = ", ".join(f"{k} {stored[k]!r} -> {now[k]!r}" for k in changed)
             raise ValueError(f"{self.checkpoint} was trained with other model settings ({details}); use another --out")
         if self.world.is_main and self.metrics.is_file():
-            self._write_rows([r for r in read_metrics(self.metrics) if int(r["epoch"]) <= epoch])
+            read_metrics(self.metrics)  # a damaged file is refused now, not after the first epoch
+        self._resumed_epoch = epoch
         if self.world.is_main:
             total = self.config.epochs
             left = f"{total - epoch} more to train" if epoch < total else "nothing left to train"
@@ -133,6 +194,7 @@ class RunFolder:
         """
         if not self.world.is_main:
             return
+        self.open()
         number = epoch + 1
         row = {"epoch": number, **values}
         new = not self.metrics.is_file()
@@ -162,6 +224,7 @@ class RunFolder:
     def save(self, state: dict[str, Any]) -> None:
         """Write the checkpoint (main process), with the random states of this process."""
         if self.world.is_main:
+            self.open()
             try:
                 save_checkpoint(self.checkpoint, {**state, "rng": capture_rng_state(), "config": asdict(self.config)})
             except NonFiniteState as error:
@@ -173,5 +236,54 @@ class RunFolder:
         """Write ``data`` as ``name`` in the run folder (main process)."""
         path = self.path / name
         if self.world.is_main:
-            path.write_text(json.dumps(data, indent=2))
+            self.open()
+            _write_atomically(path, json.dumps(data, indent=2))
         return path
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _hold(lock: Path, create: bool) -> int:
+    """Take the exclusive lock of ``lock`` (creating the file if ``create``) and return its descriptor.
+
+    Raises:
+        RunFolderInUse: if another process holds it.
+    """
+    descriptor = os.open(lock, (os.O_RDWR | os.O_CREAT) if create else os.O_RDONLY, 0o644)
+    if fcntl is None:  # pragma: no cover
+        return descriptor
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _read_pid(descriptor)
+        os.close(descriptor)
+        who = f"PID {holder}" if holder else "another process"
+        raise RunFolderInUse(
+            f"run folder {lock.parent} is in use by another fame-aug run ({who}); wait for it, or choose another --out"
+        ) from None
+    if create:
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{os.getpid()}\n".encode())
+    return descriptor
+
+
+def _read_pid(descriptor: int) -> str:
+    try:
+        text = os.pread(descriptor, 32, 0).decode(errors="replace").strip()
+    except OSError:
+        return ""
+    return text if text.isdigit() else ""
+
+
+def _release(descriptor: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+    os.close(descriptor)

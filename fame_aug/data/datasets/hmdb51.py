@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fame_aug.data.datasets.splits import OfficialSplits, resolve_video, split_lines
+from fame_aug.data.datasets.splits import OfficialSplits, check_disjoint, drop_repeats, resolve_video, split_lines
 
 __all__ = ["HMDB51"]
 
@@ -18,7 +18,8 @@ class HMDB51(OfficialSplits):
         root: folder of class folders.
         split_dir: folder of the split files (default ``root``).
         split: 1, 2 or 3.
-        train: the K = 1 videos, or the K = 2 videos.
+        train: the K = 1 videos, or the K = 2 videos. A video listed twice is loaded once (with
+            a ``DuplicateVideoWarning``); a video marked both 1 and 2 is an error.
         **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache`` of :class:`VideoClipDataset`.
     """
 
@@ -33,13 +34,18 @@ class HMDB51(OfficialSplits):
             raise ValueError(f"no HMDB51 split files '*{suffix}' in {split_dir}")
         classes = [f.name[: -len(suffix)] for f in files]
         wanted = "1" if train else "2"
-        videos = []
+        videos, wheres, parts_of = [], [], {"1": [], "2": []}
         for label, split_file in enumerate(files):
             for number, line in split_lines(split_file):
                 where = f"{split_file}:{number}"
                 parts = line.split()
                 if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
                     raise ValueError(f"{where}: expected '<name>.avi <0|1|2>', got {line!r}")
+                if parts[1] in parts_of:
+                    parts_of[parts[1]].append(root / classes[label] / parts[0])
                 if parts[1] == wanted:
                     videos.append((resolve_video(root, f"{classes[label]}/{parts[0]}", where), label))
+                    wheres.append(where)
+        check_disjoint(parts_of["1"], parts_of["2"], f"the '1' lines of {split_dir}/*{suffix}", "their '2' lines")
+        videos = drop_repeats(videos, wheres, f"{split_dir}/*{suffix}")
         return videos, classes

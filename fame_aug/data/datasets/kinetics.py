@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fame_aug.data.datasets.base import VideoClipDataset
+from fame_aug.data.datasets.splits import check_disjoint, drop_repeats
 from fame_aug.data.decode import VIDEO_SUFFIXES
 
 __all__ = ["KineticsFolder"]
@@ -15,7 +16,9 @@ class KineticsFolder(VideoClipDataset):
     """Class folders of videos: ``<root>/<split>/<class>/<id>.mp4`` (Kinetics' usual layout).
 
     A video may also be a folder of frames. Classes are the sorted class folder names, or
-    ``classes`` (e.g. the training set's, for a validation set missing some classes).
+    ``classes`` (e.g. the training set's, for a validation set missing some classes). A video
+    in another split folder of ``root`` too (the same file, or the same clip id: the file name
+    without its suffix) is an error; one file linked into two class folders is an error too.
 
     Args:
         root: dataset root.
@@ -39,11 +42,32 @@ class KineticsFolder(VideoClipDataset):
         unknown = [p.name for p in folders if p.name not in names]
         if unknown:
             raise ValueError(f"{base}: class folders {unknown[:5]} are not among the given classes")
-        videos = []
+        videos, wheres = [], []
         for folder in folders:
-            for entry in sorted(folder.iterdir()):
-                if entry.is_dir() or entry.suffix.lower() in VIDEO_SUFFIXES:
-                    videos.append((entry, names.index(folder.name)))
+            for entry in _videos_in(folder):
+                videos.append((entry, names.index(folder.name)))
+                wheres.append(str(entry))
         if not videos:
             raise ValueError(f"no video ({', '.join(VIDEO_SUFFIXES)}) or frame folder under {base}")
+        videos = drop_repeats(videos, wheres, str(base))
+        if split:
+            _check_other_splits(Path(root), split, [path for path, _ in videos])
         super().__init__(videos, names, **kwargs)  # type: ignore[arg-type]
+
+
+def _videos_in(folder: Path) -> list[Path]:
+    return [e for e in sorted(folder.iterdir()) if e.is_dir() or e.suffix.lower() in VIDEO_SUFFIXES]
+
+
+def _check_other_splits(root: Path, split: str, videos: list[Path]) -> None:
+    """Refuse a video that another split folder of ``root`` holds too: the same file, or the same clip id."""
+    mine = {path.stem: path for path in videos}
+    for other in sorted(p for p in root.iterdir() if p.is_dir() and p.name != split):
+        theirs = [entry for folder in sorted(other.iterdir()) if folder.is_dir() for entry in _videos_in(folder)]
+        check_disjoint(videos, theirs, str(root / split), str(other))
+        shared = sorted(set(mine) & {path.stem for path in theirs})
+        if shared:
+            raise ValueError(
+                f"{len(shared)} clip id(s) are in both {root / split} and {other}, e.g. {mine[shared[0]]}: "
+                f"a test on training videos measures memorisation; remove them from one split"
+            )

@@ -6,15 +6,21 @@ Every error names the file and line, so that a typo in a split file is found bef
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from fame_aug.data.datasets.base import VideoClipDataset
 
 __all__ = [
     "MAX_UNNAMED_CLASSES",
+    "DuplicateVideoWarning",
     "OfficialSplits",
+    "check_disjoint",
     "check_split_number",
+    "drop_repeats",
     "is_integer",
+    "listed_paths",
     "read_class_index",
     "resolve_video",
     "split_lines",
@@ -24,6 +30,66 @@ __all__ = [
 # Integer labels without class names build one class per number up to the largest: a typo such as
 # 100000000 must not build a hundred million classes.
 MAX_UNNAMED_CLASSES = 100_000
+
+
+class DuplicateVideoWarning(UserWarning):
+    """A split or list file names a video more than once: the video is loaded once."""
+
+
+def drop_repeats(videos: Sequence[tuple[Path, int]], wheres: Sequence[str], source: str) -> list[tuple[Path, int]]:
+    """The videos without repeats: a video named twice (after links are followed) is kept once.
+
+    One :class:`DuplicateVideoWarning` per ``source`` says how many lines repeated a video; a
+    video named again with another class is an error, naming both lines.
+    """
+    seen: dict[str, tuple[int, str]] = {}
+    kept, repeats = [], []
+    for (path, label), where in zip(videos, wheres, strict=True):
+        key = os.path.realpath(path)
+        if key in seen:
+            first_label, first_where = seen[key]
+            if first_label != label:
+                raise ValueError(f"{where}: video {path} is listed again with another class (first at {first_where})")
+            repeats.append(where)
+            continue
+        seen[key] = (label, where)
+        kept.append((path, label))
+    if repeats:
+        warnings.warn(
+            f"{source}: {len(repeats)} line(s) name a video already listed (first at {repeats[0]}); "
+            f"each video is loaded once",
+            DuplicateVideoWarning,
+            stacklevel=3,
+        )
+    return kept
+
+
+def check_disjoint(
+    train: Iterable[str | Path], test: Iterable[str | Path], train_source: str, test_source: str
+) -> None:
+    """Refuse splits that share videos (after links are followed): the test would measure memorisation.
+
+    Raises:
+        ValueError: naming both sources, how many videos they share and one of them.
+    """
+    shared = sorted({os.path.realpath(p) for p in train} & {os.path.realpath(p) for p in test})
+    if shared:
+        raise ValueError(
+            f"{len(shared)} video(s) are in both the training split ({train_source}) and the test split "
+            f"({test_source}), e.g. {shared[0]}: a test on training videos measures memorisation; fix the split"
+        )
+
+
+def listed_paths(list_file: Path, root: Path) -> list[Path]:
+    """The paths a split file's lines start with, joined to ``root`` (not checked: for :func:`check_disjoint`)."""
+    if not list_file.is_file():
+        return []
+    paths = []
+    for _, line in split_lines(list_file):
+        path = Path(os.path.normpath(root / line.split()[0]))
+        folder = path.with_suffix("")
+        paths.append(folder if not path.exists() and path.suffix and folder.is_dir() else path)
+    return paths
 
 
 def split_lines(path: Path) -> list[tuple[int, str]]:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fame_aug.data.datasets.splits import OfficialSplits, is_integer, read_class_index, resolve_video, split_lines
+from fame_aug.data.datasets.splits import (
+    OfficialSplits,
+    check_disjoint,
+    drop_repeats,
+    is_integer,
+    listed_paths,
+    read_class_index,
+    resolve_video,
+    split_lines,
+)
 
 __all__ = ["UCF101"]
 
@@ -17,7 +26,8 @@ class UCF101(OfficialSplits):
         split_dir: folder of ``classInd.txt``, ``trainlist0N.txt``, ``testlist0N.txt`` (default ``root``).
         split: 1, 2 or 3.
         train: the training list (labels 1-based in the file) or the test list (label from the
-            class folder).
+            class folder). A video listed twice is loaded once (with a ``DuplicateVideoWarning``);
+            a video in both lists is an error.
         **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache`` of :class:`VideoClipDataset`.
     """
 
@@ -28,7 +38,8 @@ class UCF101(OfficialSplits):
         """``(videos, classes)`` of split ``split``, training or test part."""
         classes = read_class_index(split_dir / "classInd.txt")
         list_file = split_dir / f"{'train' if train else 'test'}list{split:02d}.txt"
-        videos = []
+        other = split_dir / f"{'test' if train else 'train'}list{split:02d}.txt"
+        videos, wheres = [], []
         for number, line in split_lines(list_file):
             where = f"{list_file}:{number}"
             parts = line.split()
@@ -48,4 +59,9 @@ class UCF101(OfficialSplits):
             else:
                 raise ValueError(f"{where}: class folder {folder!r} of {parts[0]!r} is not in classInd.txt")
             videos.append((resolve_video(root, parts[0], where), label))
+            wheres.append(where)
+        videos = drop_repeats(videos, wheres, str(list_file))
+        train_file, test_file = (list_file, other) if train else (other, list_file)
+        mine, theirs = [path for path, _ in videos], listed_paths(other, root)
+        check_disjoint(*((mine, theirs) if train else (theirs, mine)), str(train_file), str(test_file))
         return videos, classes

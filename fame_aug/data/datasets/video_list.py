@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fame_aug.data.datasets.base import VideoClipDataset
-from fame_aug.data.datasets.splits import MAX_UNNAMED_CLASSES, is_integer, resolve_video, split_lines
+from fame_aug.data.datasets.splits import MAX_UNNAMED_CLASSES, drop_repeats, is_integer, resolve_video, split_lines
 
 __all__ = ["VideoList"]
 
@@ -22,6 +22,8 @@ class VideoList(VideoClipDataset):
         root: folder the paths are relative to, and must stay inside; by default the list's
             folder, and absolute paths are allowed.
         classes: class names (required to give integer labels names; checks names otherwise).
+            A video listed twice is loaded once (with a ``DuplicateVideoWarning``); listed
+            again with another class, it is an error.
         **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache`` of :class:`VideoClipDataset`.
     """
 
@@ -69,4 +71,5 @@ class VideoList(VideoClipDataset):
                 if label not in names:
                     raise ValueError(f"{where}: class {label!r} is not among the given classes")
                 videos.append((path, names.index(label)))
+        videos = drop_repeats(videos, [where for _, _, where in entries], str(list_file))
         super().__init__(videos, names, **kwargs)  # type: ignore[arg-type]
