@@ -16,7 +16,7 @@ from fame_aug._checks import MASK_MODES
 from fame_aug._filters import ReflectGaussianBlur, blur_kernel_size
 from fame_aug._stabilize import stabilized_saliency
 
-__all__ = ["MASK_MODES", "blur_kernel_size", "foreground_mask", "merge", "still_background"]
+__all__ = ["MASK_MODES", "background_erasing", "blur_kernel_size", "foreground_mask", "merge", "still_background"]
 
 # Shares of the normalised motion map that seed the color model (docs/algorithm.md, section 1,
 # step 3). Fixed by the published method, independent of beta.
@@ -207,6 +207,79 @@ def still_background(video: torch.Tensor, data_format: str = "BCTHW") -> torch.T
 # --------------------------------------------------------------------------------------------
 # Internals on (B, C, T, H, W) views. Checked input only.
 # --------------------------------------------------------------------------------------------
+
+
+def background_erasing(
+    video: torch.Tensor,
+    frames: torch.Tensor,
+    weights: torch.Tensor,
+    data_format: str = "BCTHW",
+) -> torch.Tensor:
+    r"""Background Erasing (Wang et al., CVPR 2021): blend one still frame of each clip into all its frames.
+
+    ``out[b, :, t] = (1 - weights[b]) * video[b, :, t] + weights[b] * video[b, :, frames[b]]``.
+    The still frame carries the clip's background and none of its motion, so a model asked to
+    match the result with the untouched clip cannot lean on the background. The paper adds the
+    weighted frame to every frame; the convex form here keeps the values in the clip's range
+    (it is the paper's sum divided by ``1 + w / (1 - w)``, a change of contrast only).
+
+    Convention:
+        - Layout: ``video`` in ``data_format`` ("BCTHW" or "BTCHW"); the output keeps its
+          layout, dtype and device. uint8 clips are blended in float32 and rounded back.
+        - A weight of 0 leaves a clip unchanged, bit for bit.
+        - Gradient: differentiable with respect to ``video`` (float clips) and ``weights``.
+
+    Args:
+        video: clips (B, C, T, H, W) or (B, T, C, H, W), float in [0, 1] or uint8.
+        frames: (B,) long, the frame of each clip to blend in (0 <= frames[b] < T).
+        weights: (B,) float, the still frame's weight in [0, 1].
+        data_format: ``"BCTHW"`` or ``"BTCHW"``.
+
+    Returns:
+        The blended clips, same shape, layout, dtype and device as ``video``.
+
+    Example:
+        >>> video = torch.stack([torch.zeros(2, 2), torch.ones(2, 2)]).view(1, 1, 2, 2, 2)
+        >>> video.shape  # one clip, one channel, frames 0 (black) and 1 (white)
+        torch.Size([1, 1, 2, 2, 2])
+        >>> out = background_erasing(video, frames=torch.tensor([1]), weights=torch.tensor([0.25]))
+        >>> out[0, 0, :, 0, 0]  # frame 0 moves a quarter of the way to frame 1; frame 1 stays
+        tensor([0.2500, 1.0000])
+    """
+    fmt = _checks.data_format(data_format)
+    _checks.video(video, "video", fmt, rgb=False)
+    clips = _as_bcthw(video, fmt)
+    batch, _, length = clips.shape[:3]
+    if not isinstance(frames, torch.Tensor) or frames.dtype != torch.long or tuple(frames.shape) != (batch,):
+        raise TypeError(f"frames must be a ({batch},) int64 tensor of frame indices")
+    if not isinstance(weights, torch.Tensor) or not weights.is_floating_point() or tuple(weights.shape) != (batch,):
+        raise TypeError(f"weights must be a ({batch},) floating point tensor")
+    for name, tensor in (("frames", frames), ("weights", weights)):
+        if tensor.device != clips.device:
+            raise ValueError(f"{name} must be on the video's device {clips.device}, got {tensor.device}")
+    if not torch.compiler.is_compiling() and clips.device.type == "cpu":  # reading values would sync a GPU
+        if bool(((frames < 0) | (frames >= length)).any()):
+            raise ValueError(f"frames must index the clips' {length} frames, got {frames.tolist()}")
+        if bool(((weights < 0) | (weights > 1)).any()):
+            raise ValueError(f"weights must lie in [0, 1], got {weights.tolist()}")
+    return _from_bcthw(_background_erasing(clips, frames, weights), fmt)
+
+
+def _background_erasing(
+    clips: torch.Tensor, frames: torch.Tensor, weights: torch.Tensor, apply: torch.Tensor | None = None
+) -> torch.Tensor:
+    """BE on (B, C, T, H, W); clips whose ``apply`` is False get weight 0 (unchanged)."""
+    batch, channels, _, height, width = clips.shape
+    index = frames.view(batch, 1, 1, 1, 1).expand(batch, channels, 1, height, width)
+    still = clips.gather(2, index)  # (B, C, 1, H, W)
+    if apply is not None:
+        weights = torch.where(apply, weights, torch.zeros_like(weights))
+    dtype = clips.dtype if clips.is_floating_point() else torch.float32
+    w = weights.to(dtype).view(batch, 1, 1, 1, 1)
+    blended = torch.lerp(clips.to(dtype), still.to(dtype), w)
+    if clips.is_floating_point():
+        return torch.where(w == 0, clips, blended)  # exactly unchanged at weight 0
+    return blended.round_().clamp_(0, 255).to(clips.dtype)
 
 
 def _as_bcthw(video: torch.Tensor, fmt: str) -> torch.Tensor:

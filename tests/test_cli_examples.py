@@ -77,3 +77,16 @@ def test_mask_quality_on_generated_pans() -> None:
 def test_bench_data_runs() -> None:
     result = run_script(ROOT / "benchmarks" / "bench_data.py", require(VIDEOS), "--epochs", "1", "--workers", "0")
     assert "| 0 |" in result.stdout and "fame-aug / naive" in result.stdout
+
+
+def test_bench_tokens_runs() -> None:
+    result = run_script(
+        ROOT / "benchmarks" / "bench_tokens.py", "--batch", "1", "--frames", "4", "--size", "32", "--rounds", "1"
+    )
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "masking" not in line]
+    assert len(rows) == 7 and rows[0].startswith("| random |") and rows[0].endswith("| 1x |")
+
+
+def test_bench_readers_runs() -> None:
+    result = run_script(ROOT / "benchmarks" / "bench_readers.py", require(VIDEOS), "--rounds", "1")
+    assert "pyav / opencv:" in result.stdout

@@ -72,10 +72,11 @@ def test_plan_levels() -> None:
             [
                 "baseline",
                 "fame-motion",
-                "fame-motion-published-merge",
+                "be",
                 "supervised",
                 "supervised-fame-motion",
                 "supervised-fame-motion-published-merge",
+                "supervised-be",
             ],
         ),
     ]

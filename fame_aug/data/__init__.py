@@ -27,6 +27,7 @@ from fame_aug.data.decode import (
     to_float_clips,
     to_uint8_clips,
 )
+from fame_aug.data.readers import READERS, PyAVVideo, Video, VideoReader
 from fame_aug.data.sampling import ClipSampler, eval_sampler, finetune_sampler, pretrain_sampler
 from fame_aug.data.synthetic import moving_object_clips
 
@@ -34,6 +35,7 @@ __all__ = [
     "FRAME_SUFFIXES",
     "HMDB51",
     "MOTIONS",
+    "READERS",
     "UCF101",
     "VIDEO_SUFFIXES",
     "BackgroundBiasConfig",
@@ -42,10 +44,13 @@ __all__ = [
     "DuplicateVideoWarning",
     "FrameFolder",
     "KineticsFolder",
+    "PyAVVideo",
+    "Video",
     "VideoClipDataset",
     "VideoDecodeError",
     "VideoFile",
     "VideoList",
+    "VideoReader",
     "center_crop",
     "center_square",
     "collate_clips",

@@ -19,6 +19,7 @@ import itertools
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -273,10 +274,16 @@ class FrameFolder:
         return np.stack(out)
 
 
-def open_video(path: str | Path) -> VideoFile | FrameFolder:
-    """Open a video file or a frame folder (a directory of images)."""
+def open_video(path: str | Path, reader: Any = "opencv") -> Any:
+    """Open a video file with ``reader`` (a name in ``readers.READERS`` or a callable), or a frame folder.
+
+    Returns:
+        A :class:`fame_aug.data.readers.Video`: ``num_frames`` and ``read(indices, size)``.
+    """
+    from fame_aug.data.readers import resolve_reader
+
     path = Path(path)
-    return FrameFolder(path) if path.is_dir() else VideoFile(path)
+    return FrameFolder(path) if path.is_dir() else resolve_reader(reader)(path)
 
 
 def read_frames(path: str | Path, start: int = 0, num_frames: int = 16, stride: int = 2) -> np.ndarray:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from fame_aug.data.decode import to_float_clips
+from fame_aug.erasing import BackgroundErasing
 from fame_aug.fame import FAME
 from fame_aug.functional import blur_kernel_size
 
@@ -56,6 +57,7 @@ class ClipAugmentation(nn.Module):
         photometric: optional color augmentations on (B, C, T, S, S).
         mean: per-channel mean for normalisation.
         std: per-channel standard deviation for normalisation.
+        erase: optional Background Erasing, applied after FAME, before the photometric part.
     """
 
     def __init__(
@@ -65,10 +67,12 @@ class ClipAugmentation(nn.Module):
         photometric: nn.Module | None = None,
         mean: tuple[float, ...] = KINETICS_MEAN,
         std: tuple[float, ...] = KINETICS_STD,
+        erase: BackgroundErasing | None = None,
     ) -> None:
         super().__init__()
         self.geometric = geometric
         self.fame = fame
+        self.erase = erase
         self.photometric = photometric
         self.register_buffer("mean", torch.tensor(mean).view(-1, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(-1, 1, 1, 1), persistent=False)
@@ -84,6 +88,8 @@ class ClipAugmentation(nn.Module):
         video = self.geometric(to_float_clips(clips))
         if self.fame is not None:  # FAME passes a lone clip (a ragged last batch) through unchanged
             video = self.fame(video)
+        if self.erase is not None:
+            video = self.erase(video)
         if self.photometric is not None:
             video = self.photometric(video)
         return (video - self.mean) / self.std
@@ -134,6 +140,7 @@ def pretrain(
     scale: tuple[float, float] = (0.2, 1.0),
     flip: bool = True,
     color: bool = True,
+    erase: BackgroundErasing | None = None,
 ) -> TwoViewAugmentation:
     """The pretraining pipeline: two views, FAME on the query view only.
 
@@ -146,6 +153,7 @@ def pretrain(
             matter to the classes, as in the built-in background-bias dataset.
         color: grayscale, color jitter and blur after FAME (published: yes). Off, a view keeps
             its colors, so the moving object looks the same in both views.
+        erase: optional :class:`~fame_aug.BackgroundErasing` on the query view, after FAME.
     """
     crop_size, scale = _check_crop(crop_size), _check_scale(scale)
     if fame is True:
@@ -154,7 +162,10 @@ def pretrain(
         fame = None
     elif not isinstance(fame, FAME):
         raise TypeError(f"fame must be a bool or a FAME module, got {type(fame).__name__}")
-    query = ClipAugmentation(_crop_flip(crop_size, scale, flip), fame, _color(crop_size) if color else None)
+    erase = _check_erase(erase)
+    query = ClipAugmentation(
+        _crop_flip(crop_size, scale, flip), fame, _color(crop_size) if color else None, erase=erase
+    )
     key = ClipAugmentation(_crop_flip(crop_size, scale, flip), None, _color(crop_size) if color else None)
     return TwoViewAugmentation(query, key)
 
@@ -165,6 +176,7 @@ def finetune(
     flip: bool = True,
     fame: FAME | None = None,
     color: bool = True,
+    erase: BackgroundErasing | None = None,
 ) -> ClipAugmentation:
     """Supervised fine-tuning: crop, flip, [FAME], grayscale, color jitter, blur.
 
@@ -176,11 +188,19 @@ def finetune(
             augmentation, not in the paper): each clip keeps its foreground and its label, and
             takes another training clip's background.
         color: grayscale, color jitter and blur (published: yes).
+        erase: optional :class:`~fame_aug.BackgroundErasing` for the training clips, after FAME.
     """
     crop_size, scale = _check_crop(crop_size), _check_scale(scale)
     if fame is not None and not isinstance(fame, FAME):
         raise TypeError(f"fame must be a FAME module or None, got {type(fame).__name__}")
-    return ClipAugmentation(_crop_flip(crop_size, scale, flip), fame, _color(crop_size) if color else None)
+    photometric = _color(crop_size) if color else None
+    return ClipAugmentation(_crop_flip(crop_size, scale, flip), fame, photometric, erase=_check_erase(erase))
+
+
+def _check_erase(erase: object) -> BackgroundErasing | None:
+    if erase is not None and not isinstance(erase, BackgroundErasing):
+        raise TypeError(f"erase must be a BackgroundErasing module or None, got {type(erase).__name__}")
+    return erase
 
 
 def probe(crop_size: int = 112, scale: tuple[float, float] = (0.2, 1.0), flip: bool = True) -> ClipAugmentation:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from fame_aug import FAME, MASK_MODES, _checks
+from fame_aug import FAME, MASK_MODES, BackgroundErasing, _checks
 from fame_aug._paths import check_path
 
 __all__ = [
@@ -41,6 +41,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("synthetic", "ucf101", "hmdb51", "kinetics", "list"),
     "backbone": ("r2plus1d_18", "r3d_18", "r3d_small", "i3d"),
     "cache": ("auto", "memory", "off"),
+    "reader": ("opencv", "pyav"),
     "optimizer": ("sgd", "adamw"),
     "schedule": ("step", "cosine"),
     "bn": ("shuffle", "sync"),
@@ -101,6 +102,7 @@ class RunConfig:
             classes include left-to-right against right-to-left).
         batch_size: clips per step over all processes.
         workers: DataLoader workers per process.
+        reader: video decoder, ``opencv`` or ``pyav`` (``pip install fame-aug[pyav]``).
         cache: ``auto`` (decode the built-in dataset, and any other whose frames at
             ``frame_size`` come to under 1 GiB by the frame counts of a few of its videos, once
             into memory; read others from disk every epoch), ``memory`` (any dataset that fits
@@ -143,6 +145,7 @@ class RunConfig:
     batch_size: int = 64
     workers: int = 4
     cache: str = "auto"
+    reader: str = "opencv"
     epochs: int = 200
     optimizer: str = "sgd"
     lr: float = 0.01
@@ -242,9 +245,27 @@ class AugmentOptions:
     Attributes:
         color_augment: grayscale, color jitter and blur on the training clips (published: on);
             off, a clip keeps its colors.
+        background_erasing: Background Erasing (Wang et al., CVPR 2021) on the query view
+            (pretraining) or the training clips (fine-tuning), after FAME: one of the clip's
+            frames, drawn at random, blended into all its frames.
+        background_erasing_weight: ``[low, high]`` range of that frame's weight, in [0, 1].
     """
 
     color_augment: bool = True
+    background_erasing: bool = False
+    background_erasing_weight: list[float] = field(default_factory=lambda: [0.0, 0.3])
+
+    def check_erasing(self) -> None:
+        """Raise ``ValueError`` for a weight range no run could use."""
+        weight = self.background_erasing_weight
+        if len(weight) != 2 or not 0 <= weight[0] <= weight[1] <= 1:
+            raise ValueError(f"background_erasing_weight must be [low, high] with 0 <= low <= high <= 1, got {weight}")
+
+    def build_erasing(self) -> BackgroundErasing | None:
+        """The configured ``BackgroundErasing``, or None when it is off."""
+        if not self.background_erasing:
+            return None
+        return BackgroundErasing(weight=tuple(self.background_erasing_weight))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -322,6 +343,7 @@ class PretrainConfig(RunConfig, AugmentOptions, FameOptions):
     def validate(self) -> None:  # noqa: D102 - documented on the base class
         super().validate()
         self.check_fame()
+        self.check_erasing()
         if self.queue_size * self.moco_dim * 4 > _LARGEST_QUEUE_BYTES:
             raise ValueError(
                 f"queue_size {self.queue_size} x moco_dim {self.moco_dim} would need "
@@ -358,6 +380,7 @@ class FinetuneConfig(RunConfig, AugmentOptions, FameOptions):
     def validate(self) -> None:  # noqa: D102 - documented on the base class
         super().validate()
         self.check_fame()
+        self.check_erasing()
 
     def check_paths(self) -> None:  # noqa: D102 - documented on the base class
         super().check_paths()

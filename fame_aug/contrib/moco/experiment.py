@@ -71,6 +71,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
         f"fame-{mode}-published-merge": {"fame": True, "fame_mode": mode, "fame_clean_background": False}
         for mode in MASK_MODES
     },
+    # Background Erasing alone, and on top of FAME (cpu-demo's mask mode and merge).
+    "be": {"fame": False, "background_erasing": True},
+    **{f"be-fame-{mode}": {"fame": True, "fame_mode": mode, "background_erasing": True} for mode in MASK_MODES},
 }
 
 
@@ -106,9 +109,14 @@ def variant_name(variant: str) -> str:
     fame = variant.removeprefix("supervised").removeprefix("-")
     if fame in ("", "baseline"):
         return "supervised" if supervised else "MoCo baseline"
+    if fame == "be":
+        return f"{'supervised' if supervised else 'MoCo'} + BE"
+    erased = fame.startswith("be-")
+    fame = fame.removeprefix("be-")
     merge = ", published merge" if fame.endswith("-published-merge") else ""
     mode = fame.removeprefix("fame-").removesuffix("-published-merge")
-    return f"{'supervised' if supervised else 'MoCo'} + FAME{'' if mode == _preset_mode() else f' ({mode})'}{merge}"
+    shown = f"FAME{'' if mode == _preset_mode() else f' ({mode})'}{merge}"
+    return f"{'supervised' if supervised else 'MoCo'} + {'BE + ' if erased else ''}{shown}"
 
 
 @dataclass
@@ -123,10 +131,11 @@ class ExperimentPlan:
             of the class (bias = 1 / classes): how far each gets when backgrounds do not help
             (none: an empty list).
         seeds: training seeds.
-        variants: keys of ``VARIANTS`` (default: the baseline, and FAME in the ``cpu-demo``
-            preset's mask mode with its clean-background merge and with the published one).
+        variants: keys of ``VARIANTS`` (default: the baseline, FAME as the ``cpu-demo`` preset
+            sets it, and Background Erasing).
         supervised: keys of ``SUPERVISED_VARIANTS``: models trained with labels from scratch,
-            without and with FAME on their training clips (none: an empty list).
+            plain, with FAME on their training clips (the preset's merge and the published one)
+            and with Background Erasing (none: an empty list).
         pretrain_epochs: MoCo epochs (default: the ``cpu-demo`` preset's).
         probe_epochs: linear probe epochs (default: the preset's).
         supervised_epochs: epochs of each supervised model (default: the preset's).
@@ -146,13 +155,14 @@ class ExperimentPlan:
     control: list[str] = field(default_factory=lambda: ["supervised"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     variants: list[str] = field(
-        default_factory=lambda: ["baseline", f"fame-{_preset_mode()}", f"fame-{_preset_mode()}-published-merge"]
+        default_factory=lambda: ["baseline", f"fame-{_preset_mode()}", "be"]
     )
     supervised: list[str] = field(
         default_factory=lambda: [
             "supervised",
             f"supervised-fame-{_preset_mode()}",
             f"supervised-fame-{_preset_mode()}-published-merge",
+            "supervised-be",
         ]
     )
     pretrain_epochs: int | None = None

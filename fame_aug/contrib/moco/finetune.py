@@ -37,6 +37,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
             flip=config.flip,
             fame=config.build_fame(),
             color=config.color_augment,
+            erase=config.build_erasing(),
         ).to(world.device)
         classifier = build_classifier(config, len(data.classes)).to(world.device)
         model = wrap_distributed(classifier, world)

@@ -48,7 +48,7 @@ def _estimated_bytes(dataset: VideoClipDataset, sample: int = 8) -> float:
         return float("inf")
     picked = np.linspace(0, len(dataset) - 1, min(sample, len(dataset))).round().astype(int)
     try:
-        frames = [open_video(dataset.videos[i][0]).num_frames for i in picked]
+        frames = [open_video(dataset.videos[i][0], dataset.reader).num_frames for i in picked]
     except (VideoDecodeError, OSError, ValueError):
         return float("inf")
     return float(np.mean(frames)) * len(dataset) * size[0] * size[1] * 3
@@ -61,6 +61,7 @@ def _open_dataset(config: RunConfig, train: bool, sampler: ClipSampler) -> Video
         "frame_size": tuple(config.frame_size),
         "seed": config.seed,
         "cache": cache,
+        "reader": config.reader,
     }
     root = Path(config.data_root)
     if config.dataset == "synthetic":

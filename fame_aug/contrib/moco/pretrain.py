@@ -32,7 +32,8 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
         data = build_dataset(config, train=True, sampler=sampler)
         fame = config.build_fame() or False
         scale, flip, color = tuple(config.crop_scale), config.flip, config.color_augment
-        augment = presets.pretrain(config.crop_size, fame=fame, scale=scale, flip=flip, color=color)
+        erase = config.build_erasing()
+        augment = presets.pretrain(config.crop_size, fame=fame, scale=scale, flip=flip, color=color, erase=erase)
         augment = augment.to(world.device)
 
         moco = build_moco(config).to(world.device)

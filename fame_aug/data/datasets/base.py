@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from fame_aug.data.decode import FrameSize, VideoDecodeError, VideoFile, check_frame_size, open_video
+from fame_aug.data.decode import FrameSize, VideoDecodeError, check_frame_size, open_video
+from fame_aug.data.readers import VideoReader, resolve_reader
 from fame_aug.data.sampling import ClipSampler, finetune_sampler
 
 __all__ = ["BadVideoWarning", "Item", "VideoClipDataset", "collate_clips"]
@@ -37,6 +38,9 @@ class VideoClipDataset(Dataset[Item]):
             the decoded size.
         seed: seed of the main-process rng (workers mix it with their own seed).
         cache: keep every video's decoded frames in memory (see :meth:`preload`).
+        reader: how video files are decoded: ``"opencv"`` (default), ``"pyav"`` (``pip install
+            fame-aug[pyav]``) or a callable path -> :class:`~fame_aug.data.readers.Video`
+            (picklable, for DataLoader workers).
     """
 
     def __init__(
@@ -47,7 +51,9 @@ class VideoClipDataset(Dataset[Item]):
         frame_size: FrameSize = (128, 171),
         seed: int | None = None,
         cache: bool = False,
+        reader: str | VideoReader = "opencv",
     ) -> None:
+        self.reader = resolve_reader(reader)
         self.videos = [(Path(path), int(label)) for path, label in videos]
         self.classes = list(classes)
         if not self.videos:
@@ -125,13 +131,13 @@ class VideoClipDataset(Dataset[Item]):
             if frames is None:
                 frames = self._frames[index] = self._decode_whole(index)
             return frames[torch.from_numpy(self.sampler(frames.shape[0], self.rng()))]
-        video = open_video(self.videos[index][0])
+        video = open_video(self.videos[index][0], self.reader)
         frames = self._frame_counts.get(index, video.num_frames)
         indices = self.sampler(frames, self.rng())
         try:
             data = video.read(indices.ravel(), self.frame_size)
         except VideoDecodeError:  # nothing decodes from the first needed frame on: is the video shorter?
-            if not isinstance(video, VideoFile) or not 0 < video.count_frames() <= indices.max():
+            if not hasattr(video, "count_frames") or not 0 < video.count_frames() <= indices.max():
                 raise
             data = None
         real = getattr(video, "decoded_frames", None)
@@ -145,7 +151,7 @@ class VideoClipDataset(Dataset[Item]):
 
     def _decode_whole(self, index: int) -> torch.Tensor:
         """Every frame of video ``index`` at ``frame_size``, uint8 (F, H, W, 3)."""
-        video = open_video(self.videos[index][0])
+        video = open_video(self.videos[index][0], self.reader)
         data = video.read(range(video.num_frames), self.frame_size)
         real = getattr(video, "decoded_frames", None)
         if real is not None and real < video.num_frames:

@@ -20,7 +20,7 @@ class HMDB51(OfficialSplits):
         split: 1, 2 or 3.
         train: the K = 1 videos, or the K = 2 videos. A video listed twice is loaded once (with
             a ``DuplicateVideoWarning``); a video marked both 1 and 2 is an error.
-        **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache`` of :class:`VideoClipDataset`.
+        **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache``, ``reader`` of :class:`VideoClipDataset`.
     """
 
     @classmethod

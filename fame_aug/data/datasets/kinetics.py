@@ -24,7 +24,7 @@ class KineticsFolder(VideoClipDataset):
         root: dataset root.
         split: sub-folder (``"train"``, ``"val"``, ...); ``None`` or ``""`` reads ``root`` itself.
         classes: class names to use instead of the folders found.
-        **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache`` of :class:`VideoClipDataset`.
+        **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache``, ``reader`` of :class:`VideoClipDataset`.
     """
 
     def __init__(

@@ -28,7 +28,7 @@ class UCF101(OfficialSplits):
         train: the training list (labels 1-based in the file) or the test list (label from the
             class folder). A video listed twice is loaded once (with a ``DuplicateVideoWarning``);
             a video in both lists is an error.
-        **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache`` of :class:`VideoClipDataset`.
+        **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache``, ``reader`` of :class:`VideoClipDataset`.
     """
 
     @classmethod

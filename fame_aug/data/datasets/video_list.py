@@ -24,7 +24,7 @@ class VideoList(VideoClipDataset):
         classes: class names (required to give integer labels names; checks names otherwise).
             A video listed twice is loaded once (with a ``DuplicateVideoWarning``); listed
             again with another class, it is an error.
-        **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache`` of :class:`VideoClipDataset`.
+        **kwargs: ``sampler``, ``frame_size``, ``seed``, ``cache``, ``reader`` of :class:`VideoClipDataset`.
     """
 
     def __init__(
