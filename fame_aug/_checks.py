@@ -193,3 +193,12 @@ def pairs(value: object, batch: int, sources: int, device: torch.device) -> None
             raise ValueError(
                 f"pairs must index the {sources} source clips (0..{sources - 1}), got values in [{low}, {high}]"
             )
+
+
+def drawn_for(params: dict[str, torch.Tensor], video: torch.Tensor) -> None:
+    """Refuse replayed params drawn for a batch of another shape (their ``forward_input_shape``)."""
+    shape = params.get("forward_input_shape")
+    if shape is not None and tuple(shape.tolist()) != tuple(video.shape):
+        raise ValueError(
+            f"params were drawn for a batch of shape {tuple(shape.tolist())}, got video of shape {tuple(video.shape)}"
+        )

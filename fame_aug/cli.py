@@ -129,6 +129,9 @@ def _visualize(args: argparse.Namespace) -> int:
     for name in ("checkpoint", "compare"):
         if getattr(args, name, None):
             check_path(getattr(args, name), name, "file")
+    for name in ("gallery", "queries"):  # 'train', 'test' or a list file
+        if getattr(args, name, None) not in (None, "train", "test"):
+            check_path(getattr(args, name), f"--{name}", "file")
     from fame_aug.visualize import video_masks_figure, write_png
 
     if args.figure == "masks":
@@ -376,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fame-aug {args.command}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a missing file, no permission, a full disk: the OS's words and the path
-        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        path = getattr(error, "filename", None) or getattr(args, "out", None)
+        where = f" ({path})" if path else ""
         print(f"fame-aug {args.command}: error: {error.strerror or error}{where}", file=sys.stderr)
         return 2
     except TrainingDiverged as error:

@@ -182,12 +182,7 @@ class BackgroundErasing(MixAugmentationBaseV2):
         if missing:
             raise ValueError(f"params lacks {sorted(missing)}; pass be._params or be.forward_parameters(...)")
         if not torch.compiler.is_compiling():
-            drawn_for = params.get("forward_input_shape")
-            if drawn_for is not None and tuple(drawn_for.tolist()) != tuple(video.shape):
-                raise ValueError(
-                    f"params were drawn for a batch of shape {tuple(drawn_for.tolist())}, "
-                    f"got video of shape {tuple(video.shape)}"
-                )
+            _checks.drawn_for(params, video)
         batch = video.shape[0]
         params = {
             key: value.to(video.device) if isinstance(value, torch.Tensor) and key != "forward_input_shape" else value

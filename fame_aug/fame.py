@@ -380,12 +380,7 @@ class FAME(MixAugmentationBaseV2):
             raise ValueError(f"params lacks {sorted(missing)}; pass fame._params or fame.forward_parameters(...)")
         batch, height, width = video.shape[0], video.shape[-2], video.shape[-1]
         if not torch.compiler.is_compiling():
-            drawn_for = params.get("forward_input_shape")
-            if drawn_for is not None and tuple(drawn_for.tolist()) != tuple(video.shape):
-                raise ValueError(
-                    f"params were drawn for a batch of shape {tuple(drawn_for.tolist())}, "
-                    f"got video of shape {tuple(video.shape)}"
-                )
+            _checks.drawn_for(params, video)
             drawn_sources = params.get("source_size")
             if drawn_sources is not None and int(drawn_sources) != sources:
                 raise ValueError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -312,3 +313,81 @@ def test_workers_never_exceed_the_cpus(data_root: Path, tmp_path: Path) -> None:
     data = loaders.build_dataset(config, train=False, sampler=eval_sampler(8, 1, 1))
     loader = loaders.build_loader(data, config, init_world("cpu"), train=False)
     assert loader.num_workers == min(64, loaders.available_cpus())
+
+
+def test_pretraining_checks_the_test_split_too(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    splits = tmp_path / "splits"
+    shutil.copytree(data_root / "splits", splits)
+    with (splits / "testlist01.txt").open("a") as handle:
+        handle.write("MoveUp/v_MoveUp_g99_c01.avi\n")  # a video that does not exist
+    values = {"dataset": "ucf101", "data_root": str(data_root / "videos"), "split_dir": str(splits)}
+    assert main(run("pretrain", data_root, tmp_path / "run", **values)) == 2
+    assert "testlist01.txt" in one_line_error(capsys) and not (tmp_path / "run").exists()
+
+
+def test_a_foreign_checkpoint_on_resume_is_one_line(
+    data_root: Path, pretrained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "foreign"
+    shutil.copytree(pretrained_run, out, ignore=shutil.ignore_patterns(".lock"))
+    before = fingerprint(out)
+    assert main(run("finetune", data_root, out, resume=True, epochs=2)) == 2
+    err = capsys.readouterr().err
+    assert "does not fit this run's model" in err and "resumed from" not in err  # no claim of a resume
+    assert fingerprint(out) == before
+
+
+def test_hard_links_are_the_same_video(tmp_path: Path) -> None:
+    write_video(tmp_path / "a.avi", counter_frames(8, 16, 16))
+    os.link(tmp_path / "a.avi", tmp_path / "copy.avi")
+    (tmp_path / "train.txt").write_text("a.avi 0\ncopy.avi 0\n")
+    with pytest.warns(DuplicateVideoWarning):
+        assert len(VideoList(tmp_path / "train.txt")) == 1
+    for split in ("train", "val"):
+        (tmp_path / "kinetics" / split / "walk").mkdir(parents=True)
+    write_video(tmp_path / "kinetics" / "train" / "walk" / "x_000001_000011.mp4", counter_frames(8, 16, 16))
+    os.link(tmp_path / "kinetics/train/walk/x_000001_000011.mp4", tmp_path / "kinetics/val/walk/renamed.mp4")
+    with pytest.raises(ValueError, match="in both the training split"):
+        KineticsFolder(tmp_path / "kinetics", "val")
+
+
+def test_a_full_disk_leaves_no_half_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fame_aug.data import background_bias
+
+    written = []
+
+    def fill_up(path: Path, *args: Any) -> None:
+        if len(written) == 3:
+            raise OSError(28, "No space left on device")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        written.append(path)
+
+    monkeypatch.setattr(background_bias, "_write_video", fill_up)
+    out = tmp_path / "data"
+    assert main(["make-synthetic", str(out), "--classes", "2", "--train-per-class", "2", "--test-per-class", "1"]) == 2
+    assert f"No space left on device ({out})" in one_line_error(capsys)
+    assert not out.exists()
+    out.mkdir()  # an empty folder of the user's: kept, and left empty
+    assert main(["make-synthetic", str(out), "--classes", "2", "--train-per-class", "2", "--test-per-class", "1"]) == 2
+    assert out.is_dir() and not any(out.iterdir())
+
+
+def test_an_existing_dataset_needs_only_reading(
+    pretrained_run: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    real_access = os.access
+    data = str(data_root)
+    monkeypatch.setattr(os, "access", lambda path, mode: real_access(path, mode) and not (
+        str(path).startswith(data) and mode & os.W_OK))  # fmt: skip
+    overrides = {"pretrained": str(pretrained_run / "checkpoint.pt"), "out": str(tmp_path / "probe")}
+    assert resolve_config("probe", overrides=overrides).data_root == data  # the checkpoint's, read-only
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("a file where the default run folder would go")
+    out = tmp_path / "figure.png"
+    checkpoint = str(pretrained_run / "checkpoint.pt")
+    assert main(["visualize", "retrieval", checkpoint, "-k", "1", "--num-queries", "1", "--out", str(out)]) == 0

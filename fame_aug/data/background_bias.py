@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -264,6 +266,23 @@ def make_background_bias_dataset(
         if not overwrite:
             raise ValueError(f"{out} is not empty; choose a new folder or pass overwrite=True (--overwrite)")
         _remove_own_dataset(out)
+    created = not out.exists()
+    try:
+        return _write_dataset(out, config)
+    except BaseException:  # a full disk, Ctrl-C: leave no half-written dataset (out was empty)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        elif out.is_dir():
+            for child in out.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        raise
+
+
+def _write_dataset(out: Path, config: BackgroundBiasConfig) -> dict[str, Any]:
+    """Render and write every video, the split files and ``metadata.json`` into the empty ``out``."""
     rng = np.random.default_rng(config.seed)
     motions = MOTIONS[: config.classes]
     families = BACKGROUND_KINDS[: config.classes]

@@ -213,16 +213,18 @@ class RunConfig:
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
 
-    def check_paths(self) -> None:
+    def check_paths(self, out: bool = True) -> None:
         """Raise ``ValueError`` if the data the run needs is not where the configuration says.
 
         Every path goes through one check (:func:`fame_aug._paths.check_path`): a missing path,
         a symbolic link loop, a name too long, a missing permission or a file where a folder is
-        expected is one error naming the key and the path.
+        expected is one error naming the key and the path. ``out``: check the run folder too.
         """
-        check_path(self.out, "out", "out")
+        if out:
+            check_path(self.out, "out", "out")
         if self.dataset == "synthetic":
-            check_path(self.data_root, "data_root", "out")  # made on first use in the default folder
+            made = (Path(self.data_root) / "metadata.json").is_file()
+            check_path(self.data_root, "data_root", "dir" if made else "out")  # else made on first use
             needs_synthetic_dataset(self.data_root)
             return
         if self.dataset == "list":
@@ -382,8 +384,8 @@ class FinetuneConfig(RunConfig, AugmentOptions, FameOptions):
         self.check_fame()
         self.check_erasing()
 
-    def check_paths(self) -> None:  # noqa: D102 - documented on the base class
-        super().check_paths()
+    def check_paths(self, out: bool = True) -> None:  # noqa: D102 - documented on the base class
+        super().check_paths(out)
         if self.pretrained:
             check_path(self.pretrained, "pretrained", "file")
 
@@ -398,8 +400,8 @@ class FrozenBackboneConfig(RunConfig):
 
     pretrained: str = ""
 
-    def check_paths(self) -> None:  # noqa: D102 - documented on the base class
-        super().check_paths()
+    def check_paths(self, out: bool = True) -> None:  # noqa: D102 - documented on the base class
+        super().check_paths(out)
         if not self.pretrained:
             raise ValueError("pretrained must name an existing checkpoint, got ''")
         check_path(self.pretrained, "pretrained", "file")

@@ -154,9 +154,7 @@ class ExperimentPlan:
     biases: list[float] = field(default_factory=lambda: [0.8])
     control: list[str] = field(default_factory=lambda: ["supervised"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    variants: list[str] = field(
-        default_factory=lambda: ["baseline", f"fame-{_preset_mode()}", "be"]
-    )
+    variants: list[str] = field(default_factory=lambda: ["baseline", f"fame-{_preset_mode()}", "be"])
     supervised: list[str] = field(
         default_factory=lambda: [
             "supervised",

@@ -17,9 +17,9 @@ from fame_aug.data.background_bias import make_background_bias_dataset
 from fame_aug.data.datasets import HMDB51, UCF101, KineticsFolder, VideoClipDataset, VideoList, collate_clips
 from fame_aug.data.datasets.splits import DuplicateVideoWarning, check_disjoint
 from fame_aug.data.decode import VideoDecodeError, open_video
-from fame_aug.data.sampling import ClipSampler
+from fame_aug.data.sampling import ClipSampler, finetune_sampler
 
-__all__ = ["available_cpus", "build_dataset", "build_loader", "report_unreadable"]
+__all__ = ["available_cpus", "build_dataset", "build_loader", "check_test_split", "report_unreadable"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,20 @@ def build_dataset(config: RunConfig, train: bool, sampler: ClipSampler) -> Video
     if dataset.cache:
         dataset.preload()  # before any DataLoader worker starts: the workers share the frames
     return dataset
+
+
+def check_test_split(config: RunConfig) -> None:
+    """Read and check the test split's files (its videos exist, its classes are the training set's) without decoding.
+
+    Pretraining reads only the training split; it checks the test split too, where the dataset
+    has one (a Kinetics ``val`` folder, a ``test_list``), so that a broken split file is found
+    before the run, not by the evaluation after it.
+    """
+    if config.dataset == "kinetics" and not (Path(config.data_root) / "val").is_dir():
+        return
+    if config.dataset == "list" and not config.test_list:
+        return
+    _open_dataset(config, train=False, sampler=finetune_sampler(config.num_frames, config.stride))
 
 
 def _estimated_bytes(dataset: VideoClipDataset, sample: int = 8) -> float:

@@ -11,7 +11,7 @@ from fame_aug.contrib.moco.builder import build_moco
 from fame_aug.contrib.moco.config import PretrainConfig
 from fame_aug.contrib.moco.distributed import init_world, wrap_distributed
 from fame_aug.contrib.moco.engine import autocast, seed_everything, train
-from fame_aug.contrib.moco.loaders import build_dataset
+from fame_aug.contrib.moco.loaders import build_dataset, check_test_split
 from fame_aug.contrib.moco.run_folder import RunFolder
 from fame_aug.contrib.moco.schedule import build_optimizer
 from fame_aug.data import presets, pretrain_sampler
@@ -30,6 +30,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     with RunFolder(config, world) as run:
         sampler = pretrain_sampler(config.num_frames, config.stride, disjoint=config.disjoint_views)
         data = build_dataset(config, train=True, sampler=sampler)
+        check_test_split(config)  # a broken test split is found now, not by the evaluation after the run
         fame = config.build_fame() or False
         scale, flip, color = tuple(config.crop_scale), config.flip, config.color_augment
         erase = config.build_erasing()

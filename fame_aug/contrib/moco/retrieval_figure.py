@@ -37,7 +37,9 @@ def retrieval_config(checkpoint: str | Path, **overrides: Any) -> RetrieveConfig
     values = {k: v for k, v in saved.items() if k in known}
     values.update({k: v for k, v in overrides.items() if v is not None})
     values["pretrained"] = str(checkpoint)
-    return resolve_config("retrieve", overrides=values)  # type: ignore[return-value]
+    config = resolve_config("retrieve", overrides=values, check_paths=False)
+    config.check_paths(out=False)  # the figure writes no run folder
+    return config  # type: ignore[return-value]
 
 
 @torch.no_grad()

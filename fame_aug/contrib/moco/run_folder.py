@@ -88,6 +88,7 @@ class RunFolder:
         self.opened = False
         self._lock: int | None = None
         self._resumed_epoch: int | None = None
+        self._resumed_step = 0
         self._epoch_seconds: list[float] = []  # the epochs of this session, for the ETA
         if world.is_main:
             check_path(self.path, "out", "out")
@@ -112,8 +113,19 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = _hold(self.path / self.LOCK, create=True)
         _write_atomically(self.path / "config.json", json.dumps(asdict(self.config), indent=2))
-        if self._resumed_epoch is not None and self.metrics.is_file():
-            self._write_rows([r for r in read_metrics(self.metrics) if int(r["epoch"]) <= self._resumed_epoch])
+        if self._resumed_epoch is not None:  # the checkpoint is loaded into the model: say so, trim the rows
+            epoch, total = self._resumed_epoch, self.config.epochs
+            left = f"{total - epoch} more to train" if epoch < total else "nothing left to train"
+            logger.info(
+                "resumed from %s at epoch %d of %d (step %d); %s",
+                self.checkpoint,
+                epoch,
+                total,
+                self._resumed_step,
+                left,
+            )
+            if self.metrics.is_file():
+                self._write_rows([r for r in read_metrics(self.metrics) if int(r["epoch"]) <= epoch])
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -163,11 +175,7 @@ class RunFolder:
             raise ValueError(f"{self.checkpoint} was trained with other model settings ({details}); use another --out")
         if self.world.is_main and self.metrics.is_file():
             read_metrics(self.metrics)  # a damaged file is refused now, not after the first epoch
-        self._resumed_epoch = epoch
-        if self.world.is_main:
-            total = self.config.epochs
-            left = f"{total - epoch} more to train" if epoch < total else "nothing left to train"
-            logger.info("resumed from %s at epoch %d of %d (step %d); %s", self.checkpoint, epoch, total, step, left)
+        self._resumed_epoch, self._resumed_step = epoch, step
         return state
 
     def kept(self) -> str:

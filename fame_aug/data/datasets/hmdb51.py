@@ -47,5 +47,7 @@ class HMDB51(OfficialSplits):
                     videos.append((resolve_video(root, f"{classes[label]}/{parts[0]}", where), label))
                     wheres.append(where)
         check_disjoint(parts_of["1"], parts_of["2"], f"the '1' lines of {split_dir}/*{suffix}", "their '2' lines")
+        if not videos:
+            raise ValueError(f"no video of {split_dir}/*{suffix} is marked {wanted} ({'train' if train else 'test'})")
         videos = drop_repeats(videos, wheres, f"{split_dir}/*{suffix}")
         return videos, classes

@@ -36,16 +36,29 @@ class DuplicateVideoWarning(UserWarning):
     """A split or list file names a video more than once: the video is loaded once."""
 
 
+def _identity(path: str | Path) -> object:
+    """What makes two paths one video: the file itself (its device and inode), else the resolved path.
+
+    Hard and symbolic links to one file are the same video; a path that does not exist is its
+    resolved path.
+    """
+    try:
+        info = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return (info.st_dev, info.st_ino)
+
+
 def drop_repeats(videos: Sequence[tuple[Path, int]], wheres: Sequence[str], source: str) -> list[tuple[Path, int]]:
-    """The videos without repeats: a video named twice (after links are followed) is kept once.
+    """The videos without repeats: a video named twice (the same file, under any name) is kept once.
 
     One :class:`DuplicateVideoWarning` per ``source`` says how many lines repeated a video; a
     video named again with another class is an error, naming both lines.
     """
-    seen: dict[str, tuple[int, str]] = {}
+    seen: dict[object, tuple[int, str]] = {}
     kept, repeats = [], []
     for (path, label), where in zip(videos, wheres, strict=True):
-        key = os.path.realpath(path)
+        key = _identity(path)
         if key in seen:
             first_label, first_where = seen[key]
             if first_label != label:
@@ -67,12 +80,13 @@ def drop_repeats(videos: Sequence[tuple[Path, int]], wheres: Sequence[str], sour
 def check_disjoint(
     train: Iterable[str | Path], test: Iterable[str | Path], train_source: str, test_source: str
 ) -> None:
-    """Refuse splits that share videos (after links are followed): the test would measure memorisation.
+    """Refuse splits that share videos (the same file, under any name): the test would measure memorisation.
 
     Raises:
         ValueError: naming both sources, how many videos they share and one of them.
     """
-    shared = sorted({os.path.realpath(p) for p in train} & {os.path.realpath(p) for p in test})
+    named = {_identity(p): p for p in train}
+    shared = [p for p in test if _identity(p) in named]
     if shared:
         raise ValueError(
             f"{len(shared)} video(s) are in both the training split ({train_source}) and the test split "

@@ -60,6 +60,8 @@ class UCF101(OfficialSplits):
                 raise ValueError(f"{where}: class folder {folder!r} of {parts[0]!r} is not in classInd.txt")
             videos.append((resolve_video(root, parts[0], where), label))
             wheres.append(where)
+        if not videos:
+            raise ValueError(f"{list_file} lists no video")
         videos = drop_repeats(videos, wheres, str(list_file))
         train_file, test_file = (list_file, other) if train else (other, list_file)
         mine, theirs = [path for path, _ in videos], listed_paths(other, root)

@@ -71,5 +71,7 @@ class VideoList(VideoClipDataset):
                 if label not in names:
                     raise ValueError(f"{where}: class {label!r} is not among the given classes")
                 videos.append((path, names.index(label)))
+        if not videos:
+            raise ValueError(f"{list_file} lists no video")
         videos = drop_repeats(videos, [where for _, _, where in entries], str(list_file))
         super().__init__(videos, names, **kwargs)  # type: ignore[arg-type]
