@@ -8,7 +8,7 @@ data and budget as the shipped recipe.
 
 Run::
 
-    python benchmarks/recipe_choices.py                     # about 15 min on 2 cores
+    python benchmarks/recipe_choices.py                     # every ablation (the first three: 17 min, 2 cores)
     python benchmarks/recipe_choices.py --only shipped      # one ablation
 """
 
@@ -25,6 +25,7 @@ VALIDATION_SEED = 100
 # name -> (config keys changed from the cpu-demo preset, MoCo variants, supervised variants, control).
 # color-augment: the published grayscale, jitter and blur on the training clips of every model.
 # overlapping-views: MoCo's two clips of a video may share frames (the published sampler).
+# be-weight-LOW-HIGH: Background Erasing with the still frame's weight drawn in [LOW, HIGH].
 ABLATIONS: dict[str, tuple[dict[str, Any], list[str], list[str], list[str]]] = {
     "shipped": (
         {},
@@ -34,6 +35,11 @@ ABLATIONS: dict[str, tuple[dict[str, Any], list[str], list[str], list[str]]] = {
     ),
     "color-augment": ({"color_augment": True}, ["fame-motion"], ["supervised", "supervised-fame-motion"], []),
     "overlapping-views": ({"disjoint_views": False}, ["baseline", "fame-motion"], [], []),
+    # Background Erasing's weight range: the default, and two larger ones.
+    **{
+        f"be-weight-{low:g}-{high:g}": ({"background_erasing_weight": [low, high]}, ["be"], ["supervised-be"], [])
+        for low, high in ((0.0, 0.3), (0.2, 0.5), (0.4, 0.8))
+    },
 }
 
 

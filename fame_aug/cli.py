@@ -1,11 +1,13 @@
 """The ``fame-aug`` command line.
 
-- ``demo``: the main job on built-in data: make the background-bias dataset, pretrain a small
-  backbone with and without FAME, probe and retrieve, print the results (CPU, a few minutes).
+- ``demo``: the main job on built-in data: make the background-bias dataset, train supervised
+  and MoCo models without and with FAME, read them out, print one table (CPU, about 4 min).
 - ``make-synthetic``: write the background-bias dataset.
 - ``pretrain``, ``finetune``, ``probe``, ``retrieve``: the reference loops, configured by a
   preset, a YAML/JSON file and flags (``fame-aug pretrain --help`` lists them). They run under
   ``torchrun --nproc_per_node N -m fame_aug.cli pretrain ...`` as well.
+- ``experiment background-bias``: the three-seed experiment behind the README's evidence.
+- ``visualize``: FAME masks, class activation maps and retrieval results as PNG figures.
 """
 
 from __future__ import annotations
@@ -213,9 +215,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fame-aug {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser(
-        "demo", help="supervised and MoCo models with and without FAME on built-in data (CPU, ~5 min)"
-    )
+    demo_help = "supervised and MoCo models without and with FAME on built-in data, one table (CPU, ~4 min)"
+    demo = commands.add_parser("demo", help=demo_help, description=demo_help)
     demo.add_argument("--out", default="runs/demo", help="run folder (default runs/demo)")
     demo.add_argument("--epochs", type=int, default=None, help="MoCo epochs (default: the cpu-demo preset's)")
     demo.add_argument("--probe-epochs", type=int, default=None, help="linear probe epochs (default: the preset's)")
@@ -262,14 +263,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     experiment = commands.add_parser("experiment", help="reproducible experiments on built-in data")
     experiments = experiment.add_subparsers(dest="experiment", required=True)
-    bias = experiments.add_parser(
-        "background-bias", help="does FAME make models follow motion rather than background? (CPU, ~30 min)"
-    )
+    bias_help = "does FAME make models follow motion rather than background? three seeds (CPU, ~25 min)"
+    bias = experiments.add_parser("background-bias", help=bias_help, description=bias_help)
     from fame_aug.contrib.moco.experiment import SUPERVISED_VARIANTS, VARIANTS, ExperimentPlan
 
     plan = ExperimentPlan()
     bias.add_argument("--out", default=str(plan.out), help=f"run folder (default {plan.out})")
-    bias.add_argument("--biases", type=float, nargs="+", default=plan.biases, help="bias levels")
+    bias.add_argument(
+        "--biases", type=float, nargs="+", default=plan.biases, help=f"bias levels (default {plan.biases})"
+    )
     bias.add_argument(
         "--control",
         nargs="*",
@@ -277,7 +279,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         default=plan.control,
         help="models also trained where backgrounds are independent of the class (none: give the flag alone)",
     )
-    bias.add_argument("--seeds", type=int, nargs="+", default=plan.seeds)
+    bias.add_argument("--seeds", type=int, nargs="+", default=plan.seeds, help=f"training seeds (default {plan.seeds})")
     bias.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=plan.variants)
     bias.add_argument(
         "--supervised",

@@ -264,7 +264,10 @@ def make_background_bias_dataset(
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise ValueError(f"{out} is not empty; choose a new folder or pass overwrite=True (--overwrite)")
+            raise ValueError(
+                f"{out} is not empty; choose a new folder, or replace a dataset made there before "
+                f"with the overwrite option"
+            )
         _remove_own_dataset(out)
     created = not out.exists()
     try:
