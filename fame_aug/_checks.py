@@ -66,6 +66,23 @@ def labels(value: object, name: str, count: int, device: torch.device) -> None:
         raise ValueError(f"{name} must be on the clips' device {device}, got {value.device}")
 
 
+def generator(value: object) -> torch.Generator | None:
+    """An optional ``torch.Generator``, returned as it is."""
+    if value is not None and not isinstance(value, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(value).__name__}")
+    return value
+
+
+def uniform(generator: torch.Generator | None, *size: int, device: torch.device) -> torch.Tensor:
+    """``torch.rand(*size)`` on ``device``, from ``generator`` when given.
+
+    No ``generator=None`` argument: torch.compile cannot trace it with a symbolic size.
+    """
+    if generator is None:
+        return torch.rand(*size, device=device)
+    return torch.rand(*size, generator=generator, device=device)
+
+
 def flag(name: str, value: object) -> bool:
     """A setting that must be a bool (not 0/1 or a string), returned as it is."""
     if not isinstance(value, bool):

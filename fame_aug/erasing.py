@@ -88,12 +88,10 @@ class BackgroundErasing(MixAugmentationBaseV2):
         generator: torch.Generator | None = None,
     ) -> None:
         _checks.flag("same_on_batch", same_on_batch)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         super().__init__(p=p, p_batch=1.0, same_on_batch=same_on_batch)
         self.weight = weight
         self.data_format = data_format
-        self.generator = generator
+        self.generator = _checks.generator(generator)
         self._params: Params = {}
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -108,9 +106,7 @@ class BackgroundErasing(MixAugmentationBaseV2):
         return f"{self.__class__.__name__}({text})"
 
     def _rand(self, *size: int, device: torch.device) -> torch.Tensor:
-        if self.generator is None:
-            return torch.rand(*size, device=device)
-        return torch.rand(*size, generator=self.generator, device=device)
+        return _checks.uniform(self.generator, *size, device=device)
 
     def forward_parameters(
         self, batch_shape: tuple[int, ...] | torch.Size, device: torch.device | str | None = None

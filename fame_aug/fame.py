@@ -142,15 +142,13 @@ class FAME(MixAugmentationBaseV2):
     ) -> None:
         _checks.flag("same_on_batch", same_on_batch)
         _checks.flag("self_pairs", self_pairs)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         # Kornia's mix base sets p (checked by __setattr__), same_on_batch and the draw device
         # that Kornia's ``.to()`` moves; p_batch and keepdim keep Kornia's meaning and are unused.
         super().__init__(p=p, p_batch=1.0, same_on_batch=same_on_batch)
         self.beta, self.mode = beta, mode  # checked by __setattr__, as later assignments are
         self.self_pairs = self_pairs
         self.data_format = data_format
-        self.generator = generator
+        self.generator = _checks.generator(generator)
         self.data_keys = _checks.data_keys(data_keys)
         self.clean_background = clean_background
         self._params: Params = {}
@@ -230,9 +228,7 @@ class FAME(MixAugmentationBaseV2):
         }
 
     def _rand(self, *size: int, device: torch.device) -> torch.Tensor:
-        if self.generator is None:  # no generator=None: torch.compile cannot trace it with a symbolic size
-            return torch.rand(*size, device=device)
-        return torch.rand(*size, generator=self.generator, device=device)
+        return _checks.uniform(self.generator, *size, device=device)
 
     def _draw_gate(self, batch: int, device: torch.device) -> torch.Tensor:
         # p is a Python float, so these branches resolve at trace time under torch.compile.

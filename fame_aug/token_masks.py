@@ -121,15 +121,14 @@ def motion_token_mask(
     if not isinstance(mask_ratio, float | int) or isinstance(mask_ratio, bool) or not 0 <= mask_ratio < 1:
         raise ValueError(f"mask_ratio must be a number in [0, 1), got {mask_ratio!r}")
     _checks.unit_interval("motion_share", motion_share, open_interval=False)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    _checks.generator(generator)
     _checks.video(video, "video", fmt, rgb=strategy != "random" and mode == "official")
     clips = _as_bcthw(video, fmt)
     t, h, w = _check_tubelet(tubelet, clips.shape)
     batch = clips.shape[0]
     tokens = (clips.shape[2] // t) * (clips.shape[3] // h) * (clips.shape[4] // w)
     masked = int(mask_ratio * tokens)
-    noise = torch.rand(batch, tokens, generator=generator, device=clips.device)
+    noise = _checks.uniform(generator, batch, tokens, device=clips.device)
     if strategy == "random":
         chosen = noise.argsort(dim=1)[:, :masked]
     else:
@@ -143,7 +142,7 @@ def motion_token_mask(
             visible = tokens - masked
             kept = round(motion_share * visible)
             rest = ranked[:, kept:]
-            rest = rest.gather(1, torch.rand(rest.shape, generator=generator, device=clips.device).argsort(dim=1))
+            rest = rest.gather(1, _checks.uniform(generator, *rest.shape, device=clips.device).argsort(dim=1))
             chosen = rest[:, visible - kept :]
     mask = torch.zeros(batch, tokens, dtype=torch.bool, device=clips.device)
     return mask.scatter_(1, chosen, True)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ __all__ = [
     "non_finite_entries",
     "restore_rng_state",
     "save_checkpoint",
+    "write_atomically",
 ]
 
 
@@ -77,6 +79,23 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     poisoned = non_finite_entries(state)
     if poisoned:
         raise NonFiniteState(f"not written: {len(poisoned)} tensors hold NaN or inf ({', '.join(poisoned[:3])})")
+
+    def write(handle: BinaryIO) -> None:
+        try:
+            torch.save(state, handle)
+        except RuntimeError as error:  # torch's words for a failed write (a full disk: "unexpected pos")
+            raise OSError(f"could not write checkpoint {path} ({error}); is the disk full?") from None
+
+    return write_atomically(path, write)
+
+
+def write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write a file so that ``path`` holds either its old content or the whole new one, never part of it.
+
+    ``write`` fills a temporary file beside ``path`` (flushed and synced to disk), which is then
+    renamed over ``path``. Temporary files left by a writer that was killed are removed first.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a save that was killed
         if not _process_alive(stale.name.rsplit("-", 1)[-1]):
@@ -84,10 +103,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(temporary, "wb") as handle:
-            try:
-                torch.save(state, handle)
-            except RuntimeError as error:  # torch's words for a failed write (a full disk: "unexpected pos")
-                raise OSError(f"could not write checkpoint {path} ({error}); is the disk full?") from None
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

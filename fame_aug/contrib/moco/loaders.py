@@ -47,7 +47,7 @@ def check_test_split(config: RunConfig) -> None:
     """
     if config.dataset == "kinetics" and not (Path(config.data_root) / "val").is_dir():
         return
-    if config.dataset == "list" and not config.test_list:
+    if config.dataset == "list":  # the training split's build has loaded the test list (to compare them)
         return
     _open_dataset(config, train=False, sampler=finetune_sampler(config.num_frames, config.stride))
 

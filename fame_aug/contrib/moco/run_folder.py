@@ -18,7 +18,13 @@ except ImportError:  # pragma: no cover - Windows: no folder locks
     fcntl = None  # type: ignore[assignment]
 
 from fame_aug._paths import check_path
-from fame_aug.contrib.moco.checkpoint import NonFiniteState, capture_rng_state, load_checkpoint, save_checkpoint
+from fame_aug.contrib.moco.checkpoint import (
+    NonFiniteState,
+    capture_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+    write_atomically,
+)
 from fame_aug.contrib.moco.config import RunConfig
 from fame_aug.contrib.moco.distributed import World
 
@@ -250,13 +256,7 @@ class RunFolder:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        temporary.write_text(text)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomically(path, lambda handle: handle.write(text.encode()))
 
 
 def _hold(lock: Path, create: bool) -> int:
