@@ -17,7 +17,7 @@ import json
 import sys
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,7 +73,12 @@ def _run_loop(args: argparse.Namespace) -> int:
     from fame_aug.contrib.moco import finetune, pretrain, probe, retrieve
     from fame_aug.contrib.moco.arguments import config_from_args
 
-    loops = {"pretrain": pretrain, "finetune": finetune, "probe": probe, "retrieve": retrieve}
+    loops: dict[str, Callable[[Any], dict[str, Any]]] = {
+        "pretrain": pretrain,
+        "finetune": finetune,
+        "probe": probe,
+        "retrieve": retrieve,
+    }
     config = config_from_args(args.command, args)
     result = loops[args.command](config)
     if _is_main_process():

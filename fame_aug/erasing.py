@@ -26,7 +26,7 @@ def _weight_range(value: object) -> tuple[float, float]:
     return (low, high)
 
 
-_SETTINGS: dict[str, Callable[[object], object]] = {
+_SETTINGS: dict[str, Callable[[Any], Any]] = {
     "weight": _weight_range,
     "p": lambda value: _checks.unit_interval("p", value, open_interval=False),
     "data_format": _checks.data_format,
@@ -94,7 +94,7 @@ class BackgroundErasing(MixAugmentationBaseV2):
         self.generator = _checks.generator(generator)
         self._params: Params = {}
 
-    def __setattr__(self, name: str, value: object) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         """Check ``weight``, ``p`` and ``data_format`` whenever they are set."""
         check = _SETTINGS.get(name)
         super().__setattr__(name, value if check is None else check(value))
@@ -118,8 +118,8 @@ class BackgroundErasing(MixAugmentationBaseV2):
             device: where to draw; defaults to the generator's device, else the module's.
 
         Returns:
-            ``{"batch_prob": (B,) bool, "frame": (B,) long, "weight": (B,) float,
-            "forward_input_shape": (5,) long (CPU)}``.
+            The params, a dict of ``"batch_prob"`` (B,) bool, ``"frame"`` (B,) long, ``"weight"``
+            (B,) float and ``"forward_input_shape"`` (5,) long (CPU).
         """
         shape = tuple(int(s) for s in batch_shape)
         if len(shape) == 4:
@@ -142,7 +142,7 @@ class BackgroundErasing(MixAugmentationBaseV2):
             "forward_input_shape": torch.tensor(shape, dtype=torch.long),
         }
 
-    def forward(
+    def forward(  # type: ignore[override]  # Kornia's base takes *inputs; a mix augmentation names them
         self,
         video: torch.Tensor,
         *,

@@ -29,7 +29,7 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
 
 
 # The settings a user may change after construction, each with the check that guards it.
-_SETTINGS: dict[str, Callable[[object], object]] = {
+_SETTINGS: dict[str, Callable[[Any], Any]] = {
     "beta": lambda value: _checks.unit_interval("beta", value, open_interval=True),
     "mode": _checks.mask_mode,
     "p": lambda value: _checks.unit_interval("p", value, open_interval=False),
@@ -149,12 +149,13 @@ class FAME(MixAugmentationBaseV2):
         self.self_pairs = self_pairs
         self.data_format = data_format
         self.generator = _checks.generator(generator)
-        self.data_keys = _checks.data_keys(data_keys)
+        # Kornia's base declares list[DataKey]; FAME keeps the checked names.
+        self.data_keys = _checks.data_keys(data_keys)  # type: ignore[assignment]
         self.clean_background = clean_background
         self._params: Params = {}
         self._range_checked = False
 
-    def __setattr__(self, name: str, value: object) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         """Check ``beta``, ``mode``, ``p``, ``data_format`` and ``clean_background`` whenever they are set."""
         check = _SETTINGS.get(name)
         super().__setattr__(name, value if check is None else check(value))
@@ -192,10 +193,11 @@ class FAME(MixAugmentationBaseV2):
                 module was moved to with ``.to()`` (the CPU by default), as Kornia's augmentations do.
 
         Returns:
-            ``{"batch_prob": (B,) bool, "mix_pairs": (B,) long, "forward_input_shape": (5,)
-            long (CPU), "source_size": () long (CPU)}``. The mask depends on the clips and is
-            added by :meth:`forward`. A lone clip drawing from its own batch (a ragged last
-            batch) has no partner: it is recorded as not merged, and nothing is drawn.
+            The params, a dict of ``"batch_prob"`` (B,) bool, ``"mix_pairs"`` (B,) long,
+            ``"forward_input_shape"`` (5,) long (CPU) and ``"source_size"`` () long (CPU). The
+            mask depends on the clips and is added by :meth:`forward`. A lone clip drawing from
+            its own batch (a ragged last batch) has no partner: it is recorded as not merged, and
+            nothing is drawn.
         """
         shape = tuple(int(s) for s in batch_shape)
         if len(shape) == 4:
@@ -258,7 +260,7 @@ class FAME(MixAugmentationBaseV2):
     # Forward
     # ----------------------------------------------------------------------------------------
 
-    def forward(
+    def forward(  # type: ignore[override]  # Kornia's base takes *inputs; a mix augmentation names them
         self,
         video: torch.Tensor,
         labels: torch.Tensor | None = None,

@@ -35,8 +35,8 @@ def token_saliency(
         data_format: ``"BCTHW"`` or ``"BTCHW"``.
 
     Returns:
-        (B, N) float scores in VideoMAE's token order, N = (T/t) (H/h) (W/w): time-major, then
-        rows, then columns, the order of ``Conv3d(kernel_size=tubelet, stride=tubelet)``
+        Float scores (B, N) in VideoMAE's token order, with N = (T/t) (H/h) (W/w) (time-major, then
+        rows, then columns), the order of ``Conv3d(kernel_size=tubelet, stride=tubelet)``
         followed by ``.flatten(2).transpose(1, 2)``.
     """
     fmt = _checks.data_format(data_format)

@@ -380,7 +380,12 @@ class TestExceptions:
 
 
 class TestDynamo:
-    @pytest.mark.parametrize(("mode", "clean"), [(mode, False) for mode in MASK_MODES] + [("motion", True)])
+    @pytest.mark.parametrize(
+        ("mode", "clean"),
+        # stabilized takes about a minute to compile: marked slow (CI runs it with -m "").
+        [pytest.param(m, False, marks=[pytest.mark.slow] if m == "stabilized" else []) for m in MASK_MODES]
+        + [("motion", True)],
+    )
     def test_compile_fullgraph_matches_eager(self, mode: str, clean: bool) -> None:
         import torch._inductor.config as inductor_config
 

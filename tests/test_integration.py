@@ -165,6 +165,7 @@ class TestCompile:
         assert torch.equal(out, video) and torch.equal(mixed, torch.tensor([[3.0, 3.0, 0.0]]))
         assert not fame._params["batch_prob"].any()
 
+    @pytest.mark.slow  # about two minutes of compilation; CI runs it with -m ""
     def test_stabilized_with_dynamic_shapes_on_noisy_clips(self) -> None:
         """Every mode compiles under dynamic=True and equals eager on clips with texture everywhere.
 

@@ -94,10 +94,10 @@ class BackgroundBiasConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
-        low, high = (float(v) for v in self.object_size) if len(self.object_size) == 2 else (0.0, -1.0)
-        if not 0.0 < low <= high <= 0.5:
+        smallest, largest = (float(v) for v in self.object_size) if len(self.object_size) == 2 else (0.0, -1.0)
+        if not 0.0 < smallest <= largest <= 0.5:
             raise ValueError(f"object_size must be (low, high) with 0 < low <= high <= 0.5, got {self.object_size!r}")
-        object.__setattr__(self, "object_size", (low, high))  # a list from JSON becomes the tuple
+        object.__setattr__(self, "object_size", (smallest, largest))  # a list from JSON becomes the tuple
         spread = self.hue_spread
         if spread is not None and (
             isinstance(spread, bool) or not isinstance(spread, int | float) or not 0 <= spread <= 0.5
@@ -195,7 +195,7 @@ def render_video(
 
 def _write_video(path: Path, video: np.ndarray, codec: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*_CODECS[codec]), 25, (video.shape[2], video.shape[1]))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*_CODECS[codec]), 25, (video.shape[2], video.shape[1]))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write {codec} video to {path}")
     try:
@@ -205,7 +205,7 @@ def _write_video(path: Path, video: np.ndarray, codec: str) -> None:
         writer.release()
 
 
-def family_hue(index: int, config: BackgroundBiasConfig) -> dict[str, float | None]:
+def family_hue(index: int, config: BackgroundBiasConfig) -> dict[str, Any]:
     """``render_video``'s ``hue`` and ``hue_spread`` for background family ``index`` of a dataset."""
     if config.hue_spread is None:
         return {"hue": None}

@@ -163,8 +163,9 @@ class VideoFile:
         return capture
 
     def __del__(self) -> None:
-        if getattr(self, "_capture", None) is not None:
-            self._capture.release()
+        capture = getattr(self, "_capture", None)
+        if capture is not None:
+            capture.release()
 
     def count_frames(self) -> int:
         """Count the frames by decoding them all (slow; for files whose container lies)."""
@@ -278,7 +279,7 @@ def open_video(path: str | Path, reader: Any = "opencv") -> Any:
     """Open a video file with ``reader`` (a name in ``readers.READERS`` or a callable), or a frame folder.
 
     Returns:
-        A :class:`fame_aug.data.readers.Video`: ``num_frames`` and ``read(indices, size)``.
+        A :class:`fame_aug.data.readers.Video`, with ``num_frames`` and ``read(indices, size)``.
     """
     from fame_aug.data.readers import resolve_reader
 

@@ -146,7 +146,7 @@ def pretrain(
 
     Args:
         crop_size: output side (112 for R(2+1)D-18, 224 for I3D).
-        fame: ``True`` for ``FAME()`` (published settings), a configured :class:`FAME`, or
+        fame: ``True`` for ``FAME()`` (published settings), a configured :class:`~fame_aug.FAME`, or
             ``False`` for the baseline without FAME.
         scale: range of the crop's share of the frame area (published: 0.2 to 1).
         flip: random horizontal flips (published: yes). Turn them off when left and right
@@ -156,15 +156,12 @@ def pretrain(
         erase: optional :class:`~fame_aug.BackgroundErasing` on the query view, after FAME.
     """
     crop_size, scale = _check_crop(crop_size), _check_scale(scale)
-    if fame is True:
-        fame = FAME()
-    elif fame is False:
-        fame = None
-    elif not isinstance(fame, FAME):
+    if not isinstance(fame, bool | FAME):
         raise TypeError(f"fame must be a bool or a FAME module, got {type(fame).__name__}")
+    merge = FAME() if fame is True else None if fame is False else fame
     erase = _check_erase(erase)
     query = ClipAugmentation(
-        _crop_flip(crop_size, scale, flip), fame, _color(crop_size) if color else None, erase=erase
+        _crop_flip(crop_size, scale, flip), merge, _color(crop_size) if color else None, erase=erase
     )
     key = ClipAugmentation(_crop_flip(crop_size, scale, flip), None, _color(crop_size) if color else None)
     return TwoViewAugmentation(query, key)
@@ -184,7 +181,7 @@ def finetune(
         crop_size: output side.
         scale: range of the crop's share of the frame area (see ``pretrain``).
         flip: random horizontal flips (see ``pretrain``).
-        fame: optional configured :class:`FAME` for the training clips (a debiasing
+        fame: optional configured :class:`~fame_aug.FAME` for the training clips (a debiasing
             augmentation, not in the paper): each clip keeps its foreground and its label, and
             takes another training clip's background.
         color: grayscale, color jitter and blur (published: yes).

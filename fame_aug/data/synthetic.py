@@ -198,7 +198,8 @@ def moving_object_clips(
         ramp: ``"none"`` (a steady pan), ``"up"`` or ``"down"`` (its speed changing evenly).
 
     Returns:
-        ``(clips, masks)``: uint8 RGB (N, T, size, size, 3) and bool object masks (N, T, size, size).
+        The pair ``(clips, masks)`` of uint8 RGB (N, T, size, size, 3) clips and bool object masks
+        (N, T, size, size).
     """
     if num_clips < 1 or num_frames < 1 or size < 8:
         raise ValueError(f"need num_clips >= 1, num_frames >= 1, size >= 8; got {num_clips}, {num_frames}, {size}")

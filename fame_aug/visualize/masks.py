@@ -33,7 +33,7 @@ def masks_figure(
     Frames smaller than ``min_side`` are drawn enlarged.
 
     Returns:
-        ``(image, masks)``: the figure (uint8 RGB) and the (N, H, W) bool masks.
+        The pair ``(image, masks)`` of the figure (uint8 RGB) and the (N, H, W) bool masks.
     """
     video = to_float_clips(clips)
     mask = foreground_mask(video, beta=beta, mode=mode)

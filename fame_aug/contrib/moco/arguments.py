@@ -67,7 +67,7 @@ def _help_defaults(
     """The defaults ``--help`` shows, and which source set each key that differs from the built-in default.
 
     Returns:
-        ``(values, sources)``: ``sources`` is None when nothing was given (or what was given
+        The pair ``(values, sources)``, where ``sources`` is None when nothing was given (or what was given
         cannot be resolved: the run itself reports why), the built-in defaults are shown then.
     """
     base = asdict(COMMANDS[command]())

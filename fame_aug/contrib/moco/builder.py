@@ -29,7 +29,7 @@ def build_backbone(
         dropout: dropout before the classifier.
     """
     read = settings.get if isinstance(settings, Mapping) else lambda key, default=None: getattr(settings, key, default)
-    name = read("backbone")
+    name = str(read("backbone"))
     extra = {"width": read("backbone_width", 16)} if name == "r3d_small" else {}
     return create_backbone(name, num_classes=num_classes, dropout=dropout, **extra)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -82,7 +82,8 @@ def class_activation_maps(
             features = model.forward_features(video)
             probabilities = F.softmax(model.forward_head(features), dim=1)
             predicted = probabilities.argmax(dim=1)
-            weights = model.fc.weight[predicted]  # (N, C): the predicted classes' classifier weights
+            classifier = cast(torch.nn.Linear, model.fc)  # a classifier checkpoint's fc is a Linear layer
+            weights = classifier.weight[predicted]  # (N, C): the predicted classes' classifier weights
     else:
         stage = getattr(model, layer, None)
         if not isinstance(stage, torch.nn.Module):

@@ -13,7 +13,7 @@ import os
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ def non_finite_entries(state: Any, name: str = "") -> list[str]:
 
 def capture_rng_state() -> dict[str, Any]:
     """Every global random state: torch, CUDA (all devices), numpy, Python."""
-    numpy_state = np.random.get_state()
+    numpy_state = cast(tuple[Any, ...], np.random.get_state(legacy=True))  # legacy=True: always the tuple form
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],

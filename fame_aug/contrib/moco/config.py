@@ -4,7 +4,7 @@ The defaults are the published recipe for each command (docs/algorithm.md, secti
 value is checked before any work: types, ranges (``_RANGES``), choices (``CHOICES``) and paths.
 Presets are in :mod:`~fame_aug.contrib.moco.recipes`, resolution from presets, files and flags
 in :mod:`~fame_aug.contrib.moco.resolve`, the command-line flags in
-:mod:`~fame_aug.contrib.moco.arguments`.
+``fame_aug.contrib.moco.arguments``.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ class RunConfig:
     def check_paths(self, out: bool = True) -> None:
         """Raise ``ValueError`` if the data the run needs is not where the configuration says.
 
-        Every path goes through one check (:func:`fame_aug._paths.check_path`): a missing path,
+        Every path goes through one check (``fame_aug._paths.check_path``): a missing path,
         a symbolic link loop, a name too long, a missing permission or a file where a folder is
         expected is one error naming the key and the path. ``out``: check the run folder too.
         """

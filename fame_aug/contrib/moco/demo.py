@@ -157,7 +157,8 @@ def _cam_figure(plan: ExperimentPlan, data_root: Path, out: Path) -> tuple[Path,
         "fame": float(share_on(outputs[1][0], moving).mean()),
         "object": float(moving.mean()),
     }
-    foreign, seen = [], set()  # a test video of each of three classes, on another class's background
+    foreign: list[int] = []  # a test video of each of three classes, on another class's background
+    seen: set[int] = set()
     for n, record in enumerate(records):
         if record["background"] != families[record["label"]] and record["label"] not in seen and len(foreign) < 3:
             foreign.append(n)

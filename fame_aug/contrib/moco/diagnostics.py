@@ -73,7 +73,7 @@ def retrieval_and_neighbours(
     known = {f.name for f in fields(COMMANDS["retrieve"])}
     values = {k: v for k, v in overrides.items() if k in known}
     config = resolve_config("retrieve", "cpu-demo", overrides={**values, "pretrained": checkpoint, "out": str(out)})
-    backbone = load_frozen_backbone(config)  # type: ignore[arg-type]
+    backbone = load_frozen_backbone(config)
     world = World()
     gallery, queries = (split_features(backbone, config, world, split) for split in ("train", "test"))
     recalls = recall_at_k(queries.features, queries.labels, gallery.features, gallery.labels, [1, 5])
@@ -132,11 +132,11 @@ def mask_quality(
         objects.append(
             np.stack([cv2.resize(m.astype(np.uint8), (frame_size, frame_size)) for m in masks[frames]]).any(0)
         )
-    video = to_float_clips(np.stack(clips))
+    batch = to_float_clips(np.stack(clips))
     swept = torch.from_numpy(np.stack(objects))
     results: dict[str, dict[str, float]] = {"recall": {}, "precision": {}}
     for mode in modes:
-        kept = foreground_mask(video, beta=config.fame_beta, mode=mode)
+        kept = foreground_mask(batch, beta=config.fame_beta, mode=mode)
         hits = (kept & swept).sum(dim=(1, 2)).float()
         results["recall"][mode] = float((hits / swept.sum(dim=(1, 2))).mean())
         results["precision"][mode] = float((hits / kept.sum(dim=(1, 2))).mean())

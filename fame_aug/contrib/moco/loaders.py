@@ -121,7 +121,9 @@ def build_loader(
     total = batch_size or config.batch_size
     if total % world.size:
         raise ValueError(f"batch size {total} must be a multiple of the number of processes {world.size}")
-    sampler = DistributedSampler(dataset, shuffle=train, seed=config.seed) if world.distributed else None
+    sampler: DistributedSampler | None = None
+    if world.distributed:
+        sampler = DistributedSampler(dataset, shuffle=train, seed=config.seed)
     return DataLoader(
         dataset,
         batch_size=total // world.size,

@@ -60,6 +60,9 @@ class MoCo(nn.Module):
             across processes the batch is shuffled between processes instead.
     """
 
+    queue: torch.Tensor  # (dim, queue_size) buffer of normalised keys
+    queue_ptr: torch.Tensor  # () long buffer: where the next keys go
+
     def __init__(
         self,
         backbone: VideoBackbone,
@@ -93,7 +96,7 @@ class MoCo(nn.Module):
     @torch.no_grad()
     def momentum_update(self) -> None:
         """Move every key parameter towards its query twin: ``k = m * k + (1 - m) * q``."""
-        keys = list(self.encoder_k.parameters())
+        keys: list[torch.Tensor] = list(self.encoder_k.parameters())
         queries = [p.detach() for p in self.encoder_q.parameters()]
         torch._foreach_mul_(keys, self.momentum)
         torch._foreach_add_(keys, queries, alpha=1.0 - self.momentum)

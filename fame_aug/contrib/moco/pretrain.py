@@ -23,7 +23,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     """Pretrain a backbone with MoCo (and FAME unless ``config.fame`` is False).
 
     Returns:
-        A summary: the run folder, the checkpoint, and the last epoch's metrics.
+        A summary of the run folder, the checkpoint, and the last epoch's metrics.
     """
     world = init_world(config.device)
     seed_everything(config.seed + world.rank, config.deterministic)
@@ -32,7 +32,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
         data = build_dataset(config, train=True, sampler=sampler)
         check_test_split(config)  # a broken test split is found now, not by the evaluation after the run
         fame = config.build_fame() or False
-        scale, flip, color = tuple(config.crop_scale), config.flip, config.color_augment
+        scale, flip, color = (config.crop_scale[0], config.crop_scale[1]), config.flip, config.color_augment
         erase = config.build_erasing()
         augment = presets.pretrain(config.crop_size, fame=fame, scale=scale, flip=flip, color=color, erase=erase)
         augment = augment.to(world.device)

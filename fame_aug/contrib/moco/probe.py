@@ -71,7 +71,8 @@ def probe(config: ProbeConfig) -> dict[str, Any]:
     with RunFolder(config, world) as run:
         data = build_dataset(config, train=True, sampler=finetune_sampler(config.num_frames, config.stride))
         test_data = build_test_dataset(config)  # checked before any write, used after training
-        augment = presets.probe(config.crop_size, scale=tuple(config.crop_scale), flip=config.flip).to(world.device)
+        scale = (config.crop_scale[0], config.crop_scale[1])
+        augment = presets.probe(config.crop_size, scale=scale, flip=config.flip).to(world.device)
         linear = LinearProbe(load_frozen_backbone(config), len(data.classes), config.standardize).to(world.device)
         model = wrap_distributed(linear, world)
         optimizer = build_optimizer(linear.classifier.parameters(), config)

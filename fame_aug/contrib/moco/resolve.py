@@ -59,7 +59,8 @@ def _implied_by_checkpoint(config: RunConfig, explicit: set[str], preset: str | 
     ``retrieve``, which use the backbone as it is, also take the clips it was trained on (frames,
     stride, frame size, crop) and, when no preset names a dataset, its data.
     """
-    stored = _stored_config(getattr(config, "pretrained", ""))
+    pretrained = str(getattr(config, "pretrained", ""))
+    stored = _stored_config(pretrained)
     if not stored:
         return
     frozen = isinstance(config, FrozenBackboneConfig)
@@ -67,7 +68,7 @@ def _implied_by_checkpoint(config: RunConfig, explicit: set[str], preset: str | 
     for key in keys:
         if key not in stored or not hasattr(config, key):
             continue
-        value = _coerce(key, stored[key], typing.get_type_hints(type(config))[key], str(config.pretrained))
+        value = _coerce(key, stored[key], typing.get_type_hints(type(config))[key], pretrained)
         if key not in explicit:
             setattr(config, key, value)
         elif key in _CLIP_SETTINGS and getattr(config, key) != value:
@@ -76,7 +77,7 @@ def _implied_by_checkpoint(config: RunConfig, explicit: set[str], preset: str | 
                 key,
                 getattr(config, key),
                 value,
-                config.pretrained,
+                pretrained,
             )
 
 

@@ -78,7 +78,7 @@ def retrieval_figure(
     rows, hits = [], 0
     for query in chosen.tolist():
         nearest = gallery_index[similarity[query].topk(min(k, len(gallery_index))).indices].tolist()
-        tiles = [
+        tiles: list[tuple[str, np.ndarray, tuple[int, int, int] | None]] = [
             (
                 f"query: {query_data.classes[int(query_labels[query])]}",
                 _middle_frame(query_data.videos[query][0], config, min_side),

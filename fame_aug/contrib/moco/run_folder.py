@@ -8,7 +8,7 @@ import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from tqdm import tqdm
 
@@ -256,7 +256,10 @@ class RunFolder:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    write_atomically(path, lambda handle: handle.write(text.encode()))
+    def write(handle: BinaryIO) -> None:
+        handle.write(text.encode())
+
+    write_atomically(path, write)
 
 
 def _hold(lock: Path, create: bool) -> int:

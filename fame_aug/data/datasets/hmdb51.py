@@ -34,7 +34,8 @@ class HMDB51(OfficialSplits):
             raise ValueError(f"no HMDB51 split files '*{suffix}' in {split_dir}")
         classes = [f.name[: -len(suffix)] for f in files]
         wanted = "1" if train else "2"
-        videos, wheres, parts_of = [], [], {"1": [], "2": []}
+        videos, wheres = [], []
+        parts_of: dict[str, list[Path]] = {"1": [], "2": []}
         for label, split_file in enumerate(files):
             for number, line in split_lines(split_file):
                 where = f"{split_file}:{number}"

@@ -149,7 +149,7 @@ def resolve_video(root: Path | None, relative: str, where: str) -> Path:
 
 def read_class_index(path: Path) -> list[str]:
     """UCF101's ``classInd.txt``: lines "1 ApplyEyeMakeup", ids 1..N in order."""
-    classes = []
+    classes: list[str] = []
     for number, line in split_lines(path):
         parts = line.split()
         if len(parts) != 2 or not is_integer(parts[0]):

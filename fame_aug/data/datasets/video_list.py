@@ -45,8 +45,8 @@ class VideoList(VideoClipDataset):
                 raise ValueError(f"{where}: expected '<path> <label>' or '<path>,<label>', got {line!r}")
             if number == 1 and parts[0].lower() == "path" and parts[1].lower() in ("label", "class"):
                 continue  # header
-            path = parts[0] if confine is not None or Path(parts[0]).is_absolute() else str(base / parts[0])
-            entries.append((resolve_video(confine, path, where), parts[1], where))
+            name = parts[0] if confine is not None or Path(parts[0]).is_absolute() else str(base / parts[0])
+            entries.append((resolve_video(confine, name, where), parts[1], where))
         numeric = [is_integer(label) for _, label, _ in entries]
         if any(numeric) and not all(numeric):
             raise ValueError(f"{list_file}: labels must be all integers or all class names, not a mix")
@@ -59,7 +59,7 @@ class VideoList(VideoClipDataset):
                     f"(without names, labels must lie below {MAX_UNNAMED_CLASSES})"
                 )
             names = list(classes) if classes is not None else [str(i) for i in range(top + 1)]
-            videos = []
+            videos: list[tuple[Path, int]] = []
             for path, label, where in entries:
                 if not 0 <= int(label) < len(names):
                     raise ValueError(f"{where}: label {label} out of range 0..{len(names) - 1}")

@@ -12,7 +12,7 @@ class VideoBackbone(nn.Module):
     """Base of the video backbones.
 
     Subclasses build their layers, set ``num_features`` (the pooled feature size) and implement
-    :meth:`forward_features`; then call :meth:`_build_head`.
+    :meth:`forward_features`; then call ``_build_head``.
 
     - ``forward_features(x)``: (B, 3, T, H, W) clips to the last convolutional feature map
       (B, C, T', H', W'), e.g. for class activation maps;

@@ -33,9 +33,10 @@ _MIXED = {
 def _unit(
     in_channels: int, out_channels: int, kernel: int | tuple[int, int, int] = 1, stride: int = 1
 ) -> nn.Sequential:
-    size = (kernel,) * 3 if isinstance(kernel, int) else kernel
+    size = (kernel, kernel, kernel) if isinstance(kernel, int) else kernel
+    padding = (size[0] // 2, size[1] // 2, size[2] // 2)
     return nn.Sequential(
-        nn.Conv3d(in_channels, out_channels, size, stride=stride, padding=tuple(k // 2 for k in size), bias=False),
+        nn.Conv3d(in_channels, out_channels, size, stride=stride, padding=padding, bias=False),
         nn.BatchNorm3d(out_channels, eps=1e-3, momentum=0.01),
         nn.ReLU(inplace=True),
     )

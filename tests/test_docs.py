@@ -1,13 +1,14 @@
-"""Every ```python block of README.md runs as written.
+"""Every ```python block of README.md and of the manual's pages (docs/**/*.md) runs as written.
 
 How the blocks run:
 
-- In document order, one namespace per ``## `` section: a section reads as a sequence (the quick start's
-  functional-layer block uses the ``video`` of the block above it), and each section starts from nothing, as
-  for a reader who jumps to it, so the first block of a section makes its own imports.
+- In document order, one namespace per ``## `` section of each document: a section reads as a sequence
+  (the quick start's functional-layer block uses the ``video`` of the block above it), and each section
+  starts from nothing, as for a reader who jumps to it, so the first block of a section makes its own
+  imports.
 - Each section in its own empty temporary working directory, with the repository root importable.
 - Nothing is left out silently. A block that needs what a machine may lack says so on the line right above
-  its fence, in an HTML comment that the rendered README hides, e.g. ``<!-- readme-test: needs cuda -->``:
+  its fence, in an HTML comment that the rendered page hides, e.g. ``<!-- docs-test: needs cuda -->``:
 
   - ``cuda``: a CUDA device; the block is skipped without one.
   - ``shared``: the third-party clips of ``../shared`` (or ``$FAME_AUG_SHARED``), reachable as ``../shared``
@@ -40,7 +41,8 @@ from conftest import ROOT, SHARED
 from datatrees import write_video
 
 README = ROOT / "README.md"
-MARKER = re.compile(r"^<!--\s*readme-test:\s*needs\s+(?P<needs>[\w\s,-]+?)\s*-->$")
+DOCUMENTS = [README, *sorted(p for p in (ROOT / "docs").rglob("*.md") if "_build" not in p.parts)]
+MARKER = re.compile(r"^<!--\s*docs-test:\s*needs\s+(?P<needs>[\w\s,-]+?)\s*-->$")
 USES = {
     "cuda": re.compile(r"\.cuda\(|device=[\"']cuda"),
     "shared": re.compile(r"\.\./shared"),
@@ -50,19 +52,29 @@ USES = {
 
 @dataclass(frozen=True)
 class Block:
+    document: Path
     section: str
-    line: int  # README line of the block's first line of code
+    line: int  # the document's line of the block's first line of code
     source: str
     needs: tuple[str, ...]
 
     @property
+    def name(self) -> str:
+        return self.document.relative_to(ROOT).as_posix()
+
+    @property
     def where(self) -> str:
-        return f"README.md:{self.line} ({self.section})"
+        return f"{self.name}:{self.line} ({self.section})"
+
+    @property
+    def key(self) -> tuple[Path, str]:
+        """The namespace the block runs in: its document's ``## `` section."""
+        return self.document, self.section
 
 
-def readme_blocks(text: str) -> list[Block]:
-    """The python blocks of a markdown text, with their section and declared needs."""
-    lines = text.splitlines()
+def markdown_blocks(document: Path) -> list[Block]:
+    """The python blocks of a markdown file, with their section and declared needs."""
+    lines = document.read_text(encoding="utf-8").splitlines()
     blocks, section, fence, start, indent = [], "", None, 0, 0
     for number, line in enumerate(lines, 1):
         stripped = line.lstrip(" ")
@@ -77,13 +89,13 @@ def readme_blocks(text: str) -> list[Block]:
                 marker = MARKER.match(above)
                 needs = tuple(sorted(n.strip() for n in marker["needs"].split(","))) if marker else ()
                 code = [re.sub(f"^ {{0,{indent}}}", "", code_line) for code_line in lines[start : number - 1]]
-                blocks.append(Block(section, start + 1, "\n".join(code), needs))
+                blocks.append(Block(document, section, start + 1, "\n".join(code), needs))
             fence = None
-    assert fence is None, f"README.md:{start}: a fence that never closes"
+    assert fence is None, f"{document}:{start}: a fence that never closes"
     return blocks
 
 
-BLOCKS = readme_blocks(README.read_text(encoding="utf-8"))
+BLOCKS = [block for document in DOCUMENTS for block in markdown_blocks(document)]
 
 
 def write_tiny_ucf101(workdir: Path) -> None:
@@ -117,7 +129,7 @@ class Outcome:
 @dataclass
 class Section:
     workdir: Path
-    namespace: dict[str, Any] = field(default_factory=lambda: {"__name__": "readme"})
+    namespace: dict[str, Any] = field(default_factory=lambda: {"__name__": "docs"})
     outcomes: dict[int, Outcome] = field(default_factory=dict)
 
 
@@ -126,26 +138,26 @@ class Runner:
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.sections: dict[str, Section] = {}
+        self.sections: dict[tuple[Path, str], Section] = {}
 
     def outcome(self, block: Block) -> Outcome:
-        if block.section not in self.sections:
-            slug = re.sub(r"\W+", "-", block.section).strip("-").lower() or "top"
+        if block.key not in self.sections:
+            slug = re.sub(r"\W+", "-", f"{block.name}-{block.section}").strip("-").lower()
             (self.base / slug / "work").mkdir(parents=True)
-            self.sections[block.section] = Section(self.base / slug / "work")
+            self.sections[block.key] = Section(self.base / slug / "work")
             torch.manual_seed(0)
-        section = self.sections[block.section]
+        section = self.sections[block.key]
         for earlier in BLOCKS:
-            if earlier.section == block.section and earlier.line <= block.line and earlier.line not in section.outcomes:
+            if earlier.key == block.key and earlier.line <= block.line and earlier.line not in section.outcomes:
                 section.outcomes[earlier.line] = self.run(earlier, section)
         return section.outcomes[block.line]
 
     def run(self, block: Block, section: Section) -> Outcome:
         for line, earlier in section.outcomes.items():
             if earlier.status == "skipped":
-                return Outcome("skipped", f"README.md:{line} above it was skipped ({earlier.reason})")
+                return Outcome("skipped", f"{block.name}:{line} above it was skipped ({earlier.reason})")
             if earlier.status == "failed":
-                return Outcome("failed", f"README.md:{line} above it failed")
+                return Outcome("failed", f"{block.name}:{line} above it failed")
         if "cuda" in block.needs and not torch.cuda.is_available():
             return Outcome("skipped", "needs a CUDA device")
         if "shared" in block.needs:
@@ -156,7 +168,7 @@ class Runner:
                 link.symlink_to(SHARED, target_is_directory=True)
         if "ucf101" in block.needs and not (section.workdir / "UCF-101").exists():
             write_tiny_ucf101(section.workdir)
-        code = compile("\n" * (block.line - 1) + block.source, str(README), "exec")  # tracebacks show README lines
+        code = compile("\n" * (block.line - 1) + block.source, str(block.document), "exec")  # tracebacks: its lines
         try:
             with working_directory(section.workdir), importable(ROOT):
                 exec(code, section.namespace)
@@ -189,42 +201,50 @@ def importable(path: Path) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory: pytest.TempPathFactory) -> Runner:
-    return Runner(tmp_path_factory.mktemp("readme"))
+    return Runner(tmp_path_factory.mktemp("docs"))
 
 
-def test_the_readme_has_python_blocks() -> None:
-    """The parser finds the blocks (a parser that found none would make every other test vacuous)."""
-    sections = {block.section for block in BLOCKS}
-    assert len(BLOCKS) >= 3 and "Quick start" in sections and "Data" in sections
-    fences = re.findall(r"^ *```(\w*)", README.read_text(encoding="utf-8"), flags=re.MULTILINE)
-    assert fences.count("python") == len(BLOCKS)
+def test_the_parser_finds_the_blocks() -> None:
+    """A parser that found none would make every other test vacuous."""
+    readme = {block.section for block in BLOCKS if block.document == README}
+    assert "Quick start" in readme
+    pages = {block.document.name for block in BLOCKS}
+    assert {"conventions.md", "data.md", "siblings.md"} <= pages
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=[d.relative_to(ROOT).as_posix() for d in DOCUMENTS])
+def test_every_python_fence_is_a_block(document: Path) -> None:
+    fences = re.findall(r"^ *```(\w*)", document.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    assert fences.count("python") == sum(block.document == document for block in BLOCKS)
     assert not {"py", "python3", "pycon", "ipython"} & set(fences), "spell python blocks ```python so they are run"
 
 
-def test_every_marker_stands_above_a_python_block() -> None:
-    lines = README.read_text(encoding="utf-8").splitlines()
-    markers = [number for number, line in enumerate(lines, 1) if "readme-test" in line]
-    assert markers == [block.line - 2 for block in BLOCKS if block.needs], (
-        "a readme-test marker must be the line right above a ```python fence, in the form "
-        "<!-- readme-test: needs NAME[, NAME] -->"
+@pytest.mark.parametrize("document", DOCUMENTS, ids=[d.relative_to(ROOT).as_posix() for d in DOCUMENTS])
+def test_every_marker_stands_above_a_python_block(document: Path) -> None:
+    lines = document.read_text(encoding="utf-8").splitlines()
+    markers = [number for number, line in enumerate(lines, 1) if "docs-test" in line or "readme-test" in line]
+    expected = [block.line - 2 for block in BLOCKS if block.needs and block.document == document]
+    assert markers == expected, (
+        "a docs-test marker must be the line right above a ```python fence, in the form "
+        "<!-- docs-test: needs NAME[, NAME] -->"
     )
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"L{block.line}" for block in BLOCKS])
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"{block.name}:{block.line}" for block in BLOCKS])
 def test_declared_needs_are_the_used_ones(block: Block) -> None:
     unknown = set(block.needs) - set(USES)
     assert not unknown, f"{block.where}: unknown needs {sorted(unknown)}; known: {sorted(USES)}"
     used = {name for name, pattern in USES.items() if pattern.search(block.source)}
     assert set(block.needs) == used, (
         f"{block.where} uses {sorted(used) or 'nothing a machine may lack'} but declares {list(block.needs)}: "
-        f"put <!-- readme-test: needs {', '.join(sorted(used))} --> on the line above its fence"
+        f"put <!-- docs-test: needs {', '.join(sorted(used))} --> on the line above its fence"
         if used
         else f"{block.where} declares {list(block.needs)} but uses none of it: remove the marker"
     )
 
 
 @pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")  # num_workers=8 on a small machine
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"L{block.line}" for block in BLOCKS])
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"{block.name}:{block.line}" for block in BLOCKS])
 def test_block_runs(block: Block, runner: Runner) -> None:
     outcome = runner.outcome(block)
     if outcome.status == "skipped":
