@@ -109,6 +109,7 @@ def _geometry_constant(build: Callable[..., _Constant]) -> Callable[..., _Consta
         with torch.inference_mode(False):
             return cached(*key)
 
+    # typeshed's functools._Wrapped declares no attributes beyond __wrapped__; this one is set here.
     constant.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
     return constant
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fame_aug import MASK_MODES, __version__
 from fame_aug._paths import check_path
@@ -28,12 +28,15 @@ from fame_aug.data.background_bias import BackgroundBiasConfig, make_background_
 
 __all__ = ["build_parser", "main"]
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def _from_args(cls: type[T], args: argparse.Namespace, **values: Any) -> T:
     """A dataclass built from the parsed flags named as its fields; ``values`` are given as they are."""
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    names = [f.name for f in fields(cls)]
     flagged = {name: getattr(args, name) for name in names if name not in values and hasattr(args, name)}
     return cls(**flagged, **values)
 

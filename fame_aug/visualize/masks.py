@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,8 +48,8 @@ def masks_figure(
 
 
 def video_masks_figure(
-    paths: Sequence[str | Path], size: int = 112, start: int = 0, **options: object
+    paths: Sequence[str | Path], size: int = 112, start: int = 0, **options: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`masks_figure` for video files: 16 frames at stride 2 from ``start``, centre square at ``size``."""
     clips = np.stack([read_clip(path, start=start, size=size) for path in paths])
-    return masks_figure(clips, names=[Path(p).stem[:24] for p in paths], **options)  # type: ignore[arg-type]
+    return masks_figure(clips, names=[Path(p).stem[:24] for p in paths], **options)

@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import cast
 
 from fame_aug import FAME, MASK_MODES, BackgroundErasing, _checks
 from fame_aug._paths import check_path
@@ -267,7 +268,9 @@ class AugmentOptions:
         """The configured ``BackgroundErasing``, or None when it is off."""
         if not self.background_erasing:
             return None
-        return BackgroundErasing(weight=tuple(self.background_erasing_weight))  # type: ignore[arg-type]
+        # A pair: validate() runs check_erasing (two values) first, and BackgroundErasing checks it again.
+        weight = cast(tuple[float, float], tuple(self.background_erasing_weight))
+        return BackgroundErasing(weight=weight)
 
 
 @dataclass

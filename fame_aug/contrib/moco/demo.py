@@ -67,7 +67,7 @@ def run_demo(
     """
     began = time.perf_counter()
     tiny = 1 if quick else None
-    mode = resolve_config("pretrain", "cpu-demo", check_paths=False).fame_mode  # type: ignore[attr-defined]
+    mode = resolve_config("pretrain", "cpu-demo", check_paths=False).fame_mode
     plan = ExperimentPlan(
         out=out,
         biases=[0.8],
@@ -129,7 +129,7 @@ def _verdict(summary: dict[str, Any], rows: dict[str, dict[str, Any]], plain: st
 def _mask_figure(data_root: Path, out: Path, overrides: dict[str, Any]) -> Path:
     """FAME masks of four training videos, as the models were trained: the preset's mode, beta and merge."""
     config = resolve_config("pretrain", "cpu-demo", overrides=overrides, check_paths=False)
-    fame = config.build_fame()  # type: ignore[attr-defined]
+    fame = config.build_fame()
     assert fame is not None
     fame.self_pairs, fame.generator = False, torch.Generator().manual_seed(0)
     span = 8  # frames shown: every other frame of the first 16

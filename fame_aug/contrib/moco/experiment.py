@@ -100,7 +100,7 @@ QUICK_OVERRIDES: dict[str, Any] = {
 
 
 def _preset_mode() -> str:
-    return resolve_config("pretrain", "cpu-demo", check_paths=False).fame_mode  # type: ignore[attr-defined]
+    return resolve_config("pretrain", "cpu-demo", check_paths=False).fame_mode
 
 
 def variant_name(variant: str) -> str:
@@ -351,8 +351,8 @@ def run_experiment(plan: ExperimentPlan, label: str = "fame-aug experiment backg
     plan.out.mkdir(parents=True, exist_ok=True)
     (plan.out / "plan.json").write_text(json.dumps(asdict(plan), default=str, indent=2))
     preset = resolve_config("pretrain", "cpu-demo", overrides=plan.overrides, check_paths=False)
-    quality = mask_quality(plan.dataset, preset, MASK_MODES)  # type: ignore[arg-type]
-    (plan.out / "mask_quality.json").write_text(json.dumps({"beta": preset.fame_beta, **quality}, indent=2))  # type: ignore[attr-defined]
+    quality = mask_quality(plan.dataset, preset, MASK_MODES)
+    (plan.out / "mask_quality.json").write_text(json.dumps({"beta": preset.fame_beta, **quality}, indent=2))
     units: list[Unit] = []
     for bias, variants in plan.levels():
         data_root = plan.data_root(bias)

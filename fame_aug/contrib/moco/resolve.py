@@ -15,11 +15,19 @@ import logging
 import typing
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from fame_aug._paths import check_path
 from fame_aug.contrib.moco.checkpoint import load_checkpoint
-from fame_aug.contrib.moco.config import COMMANDS, FrozenBackboneConfig, RunConfig
+from fame_aug.contrib.moco.config import (
+    COMMANDS,
+    FinetuneConfig,
+    FrozenBackboneConfig,
+    PretrainConfig,
+    ProbeConfig,
+    RetrieveConfig,
+    RunConfig,
+)
 from fame_aug.contrib.moco.recipes import PRESETS
 
 __all__ = ["resolve_config"]
@@ -134,6 +142,57 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
         raise TypeError
     except (TypeError, ValueError):
         raise ValueError(f"{source}: {name} must be {getattr(hint, '__name__', hint)}, got {value!r}") from None
+
+
+# A command named literally gives its own configuration class (COMMANDS[command]).
+@overload
+def resolve_config(
+    command: Literal["pretrain"],
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    check_paths: bool = True,
+) -> PretrainConfig: ...
+
+
+@overload
+def resolve_config(
+    command: Literal["finetune"],
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    check_paths: bool = True,
+) -> FinetuneConfig: ...
+
+
+@overload
+def resolve_config(
+    command: Literal["probe"],
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    check_paths: bool = True,
+) -> ProbeConfig: ...
+
+
+@overload
+def resolve_config(
+    command: Literal["retrieve"],
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    check_paths: bool = True,
+) -> RetrieveConfig: ...
+
+
+@overload
+def resolve_config(
+    command: str,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    check_paths: bool = True,
+) -> RunConfig: ...
 
 
 def resolve_config(

@@ -39,7 +39,7 @@ def retrieval_config(checkpoint: str | Path, **overrides: Any) -> RetrieveConfig
     values["pretrained"] = str(checkpoint)
     config = resolve_config("retrieve", overrides=values, check_paths=False)
     config.check_paths(out=False)  # the figure writes no run folder
-    return config  # type: ignore[return-value]
+    return config
 
 
 @torch.no_grad()

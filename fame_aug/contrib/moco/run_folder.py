@@ -15,7 +15,9 @@ from tqdm import tqdm
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no folder locks
-    fcntl = None  # type: ignore[assignment]
+    _FOLDER_LOCKS = False
+else:
+    _FOLDER_LOCKS = True
 
 from fame_aug._paths import check_path
 from fame_aug.contrib.moco.checkpoint import (
@@ -269,7 +271,7 @@ def _hold(lock: Path, create: bool) -> int:
         RunFolderInUse: if another process holds it.
     """
     descriptor = os.open(lock, (os.O_RDWR | os.O_CREAT) if create else os.O_RDONLY, 0o644)
-    if fcntl is None:  # pragma: no cover
+    if not _FOLDER_LOCKS:  # pragma: no cover
         return descriptor
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -295,6 +297,6 @@ def _read_pid(descriptor: int) -> str:
 
 
 def _release(descriptor: int) -> None:
-    if fcntl is not None:
+    if _FOLDER_LOCKS:
         fcntl.flock(descriptor, fcntl.LOCK_UN)
     os.close(descriptor)

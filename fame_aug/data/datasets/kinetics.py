@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fame_aug.data.datasets.base import VideoClipDataset
 from fame_aug.data.datasets.splits import check_disjoint, drop_repeats
@@ -32,7 +33,7 @@ class KineticsFolder(VideoClipDataset):
         root: str | Path,
         split: str | None = "train",
         classes: Sequence[str] | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         base = Path(root) / split if split else Path(root)
         if not base.is_dir():
@@ -52,7 +53,7 @@ class KineticsFolder(VideoClipDataset):
         videos = drop_repeats(videos, wheres, str(base))
         if split:
             _check_other_splits(Path(root), split, [path for path, _ in videos])
-        super().__init__(videos, names, **kwargs)  # type: ignore[arg-type]
+        super().__init__(videos, names, **kwargs)
 
 
 def _videos_in(folder: Path) -> list[Path]:

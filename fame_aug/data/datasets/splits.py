@@ -9,6 +9,7 @@ import os
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from fame_aug.data.datasets.base import VideoClipDataset
 
@@ -184,12 +185,12 @@ class OfficialSplits(VideoClipDataset):
         split_dir: str | Path | None = None,
         split: int = 1,
         train: bool = True,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         root = Path(root)
         split_dir = Path(split_dir) if split_dir is not None else root
         videos, classes = self.read_split(root, split_dir, check_split_number(split, range(1, 4)), train)
-        super().__init__(videos, classes, **kwargs)  # type: ignore[arg-type]
+        super().__init__(videos, classes, **kwargs)
 
     @classmethod
     def read_split(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fame_aug.data.datasets.base import VideoClipDataset
 from fame_aug.data.datasets.splits import MAX_UNNAMED_CLASSES, drop_repeats, is_integer, resolve_video, split_lines
@@ -32,7 +33,7 @@ class VideoList(VideoClipDataset):
         list_file: str | Path,
         root: str | Path | None = None,
         classes: Sequence[str] | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         list_file = Path(list_file)
         confine = Path(root) if root is not None else None
@@ -74,4 +75,4 @@ class VideoList(VideoClipDataset):
         if not videos:
             raise ValueError(f"{list_file} lists no video")
         videos = drop_repeats(videos, [where for _, _, where in entries], str(list_file))
-        super().__init__(videos, names, **kwargs)  # type: ignore[arg-type]
+        super().__init__(videos, names, **kwargs)
