@@ -89,12 +89,13 @@ def main() -> int:
         old.unlink()
     run(sys.executable, "-m", "build", "--outdir", dist, ROOT)
     wheel, sdist = next(dist.glob("fame_aug-*.whl")), next(dist.glob("fame_aug-*.tar.gz"))
-    problems = check_contents(wheel, members(wheel)) + check_contents(sdist, members(sdist))
+    contents = {archive: members(archive) for archive in (wheel, sdist)}
+    problems = [problem for archive, files in contents.items() for problem in check_contents(archive, files)]
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 1
-    print(f"archives hold no footage or data: {wheel.name} ({len(members(wheel))} files), "
-          f"{sdist.name} ({len(members(sdist))} files)")
+    print(f"archives hold no footage or data: {wheel.name} ({len(contents[wheel])} files), "
+          f"{sdist.name} ({len(contents[sdist])} files)")
 
     with tempfile.TemporaryDirectory() as tmp:
         venv, work = Path(tmp) / "venv", Path(tmp) / "work"

@@ -214,6 +214,11 @@ class RunConfig:
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
 
+    @property
+    def crop_range(self) -> tuple[float, float]:
+        """``crop_scale`` as the ``(min, max)`` pair the presets take (``validate`` checks it has two values)."""
+        return self.crop_scale[0], self.crop_scale[1]
+
     def check_paths(self, out: bool = True) -> None:
         """Raise ``ValueError`` if the data the run needs is not where the configuration says.
 

@@ -33,7 +33,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         test_data = build_test_dataset(config)  # checked before any write, used after training
         augment = presets.finetune(
             config.crop_size,
-            scale=(config.crop_scale[0], config.crop_scale[1]),
+            scale=config.crop_range,
             flip=config.flip,
             fame=config.build_fame(),
             color=config.color_augment,

@@ -32,7 +32,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
         data = build_dataset(config, train=True, sampler=sampler)
         check_test_split(config)  # a broken test split is found now, not by the evaluation after the run
         fame = config.build_fame() or False
-        scale, flip, color = (config.crop_scale[0], config.crop_scale[1]), config.flip, config.color_augment
+        scale, flip, color = config.crop_range, config.flip, config.color_augment
         erase = config.build_erasing()
         augment = presets.pretrain(config.crop_size, fame=fame, scale=scale, flip=flip, color=color, erase=erase)
         augment = augment.to(world.device)

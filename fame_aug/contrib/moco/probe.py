@@ -71,8 +71,7 @@ def probe(config: ProbeConfig) -> dict[str, Any]:
     with RunFolder(config, world) as run:
         data = build_dataset(config, train=True, sampler=finetune_sampler(config.num_frames, config.stride))
         test_data = build_test_dataset(config)  # checked before any write, used after training
-        scale = (config.crop_scale[0], config.crop_scale[1])
-        augment = presets.probe(config.crop_size, scale=scale, flip=config.flip).to(world.device)
+        augment = presets.probe(config.crop_size, scale=config.crop_range, flip=config.flip).to(world.device)
         linear = LinearProbe(load_frozen_backbone(config), len(data.classes), config.standardize).to(world.device)
         model = wrap_distributed(linear, world)
         optimizer = build_optimizer(linear.classifier.parameters(), config)
